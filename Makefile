@@ -1,0 +1,105 @@
+# dataexport: every target sets up what it needs itself, so a fresh clone only runs
+# `make demo` or `make test`. Tools are called by path (.venv/bin/..., .tools/sam/bin/sam):
+# nothing relies on an activated virtual environment.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+# Python 3.11 is the Lambda runtime; prefer an explicit python3.11, else python3 (checked below).
+PYTHON ?= $(firstword $(shell command -v python3.11 python3 2>/dev/null))
+PORT ?= 3000
+
+VENV := .venv
+VENV_BIN := $(VENV)/bin
+# The stamp lives inside the venv: deleting the venv or editing pyproject.toml reinstalls.
+VENV_STAMP := $(VENV)/.dataexport-installed
+
+# SAM CLI pins many of its own dependencies, so it gets a venv of its own.
+SAM_CLI_VERSION ?= 1.170.0
+SAM_VENV := .tools/sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
+
+# Every handler is a module named `app`; with `explicit_package_bases` (pyproject.toml) mypy names
+# them functions.<dir>.app from the repository root, so one run checks them all without clashes.
+MYPY_TARGETS := layers/dataexport/dataexport local/dataexport_local tests \
+	$(sort $(wildcard functions/*/app.py))
+
+export SAM_CLI_TELEMETRY := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help venv sam lint format typecheck validate build pytest test test-slow demo local bench \
+	clean distclean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+venv: $(VENV_STAMP) ## create .venv and install the project with its dev tools
+
+$(VENV_STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "python3.11 not found (set PYTHON=...)" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+		|| { echo "$(PYTHON) is not Python 3.11 (set PYTHON=...)" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV_BIN)/python -m pip install --quiet --upgrade pip
+	$(VENV_BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+sam: $(SAM_STAMP) ## install the AWS SAM CLI into .tools/sam
+
+$(SAM_STAMP):
+	@test -n "$(PYTHON)" || { echo "python3.11 not found (set PYTHON=...)" >&2; exit 1; }
+	rm -rf $(SAM_VENV)
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet 'aws-sam-cli==$(SAM_CLI_VERSION)'
+	touch $@
+
+lint: venv ## ruff check and ruff format --check
+	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/ruff format --check .
+
+format: venv ## ruff format, then ruff check --fix
+	$(VENV_BIN)/ruff format .
+	$(VENV_BIN)/ruff check --fix .
+
+typecheck: venv ## mypy --strict over the package, the local runtime, the tests and every handler
+	$(VENV_BIN)/mypy $(MYPY_TARGETS)
+
+validate: sam ## sam validate --lint
+	$(SAM) validate --lint --template-file template.yaml
+
+build: sam ## sam build (the layer is built for arm64 from PyPI wheels, no container)
+	$(SAM) build --template-file template.yaml
+
+pytest: venv ## run the test suite (benchmarks excluded: see bench)
+	$(VENV_BIN)/pytest --ignore=tests/bench
+
+test: venv sam ## everything CI checks: lint, types, template, build, tests
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory typecheck
+	$(MAKE) --no-print-directory validate
+	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory pytest
+
+test-slow: venv ## only the tests marked slow (large data)
+	$(VENV_BIN)/pytest --ignore=tests/bench -m slow
+
+demo: venv ## one real export end to end on the local runtime
+	$(VENV_BIN)/dataexport-local demo
+
+local: venv ## serve the API locally on PORT (default 3000)
+	$(VENV_BIN)/dataexport-local serve --port $(PORT)
+
+bench: venv ## benchmarks: ratios against PostgreSQL's COPY, printed
+	$(VENV_BIN)/pytest tests/bench -s
+
+clean: ## remove build output and caches (keeps .venv, .tools and .local)
+	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache build dist
+	find . \( -path ./.git -o -path ./.venv -o -path ./.tools -o -path ./.local \) -prune -o \
+		\( -name __pycache__ -o -name '*.egg-info' \) -type d -print0 | xargs -0 -r rm -rf
+
+distclean: clean ## also remove .venv, .tools and the local runtime's data (.local)
+	rm -rf $(VENV) .tools .local
