@@ -1,0 +1,1 @@
+"""dataexport: serverless exports of PostgreSQL datasets (domain, catalog, formats, adapters)."""

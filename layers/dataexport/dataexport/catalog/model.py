@@ -1,0 +1,312 @@
+"""The dataset catalog's vocabulary: what a deployer declares in a dataset file.
+
+Every declaration is checked when the catalog loads, so a bad file is an error at start, never at
+export time. The rules that matter for safety: every identifier is a plain lowercase SQL name
+(it is the only thing that ever reaches SQL as an identifier, always double-quoted), and every
+column a filter, sort, time range or key refers to is declared with a type.
+
+Scope columns: `tenant_column` and `owner_column` restrict which rows a caller may see. They must
+exist in the source table, but they need not be declared in `columns`: a scope column that is
+not declared is used in the WHERE clause only and is never exported. Declare it in `columns` as
+well to make it exportable (and filterable).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+IDENTIFIER_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+DEFAULT_SCHEMA = "public"
+
+
+def _check_identifier(value: str) -> str:
+    if not IDENTIFIER_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid identifier: use lowercase letters, digits and '_', "
+            "starting with a letter or '_', at most 63 characters"
+        )
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_check_identifier)]
+Role = Literal["member", "admin", "operator"]
+DEFAULT_ROLES: tuple[Role, ...] = ("member", "admin")
+
+
+class ColumnType(StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    DECIMAL = "decimal"
+    FLOAT = "float"
+    BOOLEAN = "boolean"
+    TIMESTAMP = "timestamp"
+    DATE = "date"
+    JSON = "json"
+
+
+class Sensitivity(StrEnum):
+    """What kind of personal or secret data a column holds (privacy profiles act on it)."""
+
+    IP = "ip"
+    EMAIL = "email"
+    IDENTIFIER = "identifier"
+    SECRET = "secret"  # noqa: S105 (a kind of column, not a password)
+
+
+class FilterOperator(StrEnum):
+    EQ = "eq"
+    NE = "ne"
+    IN = "in"
+    NOT_IN = "not_in"
+    GT = "gt"
+    GTE = "gte"
+    LT = "lt"
+    LTE = "lte"
+    BETWEEN = "between"
+    IS_NULL = "is_null"
+    PREFIX = "prefix"
+
+
+class SortDirection(StrEnum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+_EQUALITY = frozenset(
+    {FilterOperator.EQ, FilterOperator.NE, FilterOperator.IN, FilterOperator.NOT_IN}
+)
+_ORDERING = frozenset(
+    {
+        FilterOperator.GT,
+        FilterOperator.GTE,
+        FilterOperator.LT,
+        FilterOperator.LTE,
+        FilterOperator.BETWEEN,
+    }
+)
+_NULL = frozenset({FilterOperator.IS_NULL})
+
+OPERATORS_BY_TYPE: dict[ColumnType, frozenset[FilterOperator]] = {
+    ColumnType.STRING: _EQUALITY | _ORDERING | _NULL | {FilterOperator.PREFIX},
+    ColumnType.INTEGER: _EQUALITY | _ORDERING | _NULL,
+    ColumnType.DECIMAL: _EQUALITY | _ORDERING | _NULL,
+    ColumnType.FLOAT: _EQUALITY | _ORDERING | _NULL,
+    ColumnType.TIMESTAMP: _EQUALITY | _ORDERING | _NULL,
+    ColumnType.DATE: _EQUALITY | _ORDERING | _NULL,
+    # Booleans have no useful order; JSON has no equality PostgreSQL can index or compare.
+    ColumnType.BOOLEAN: frozenset({FilterOperator.EQ, FilterOperator.NE}) | _NULL,
+    ColumnType.JSON: _NULL,
+}
+"""Which filter operators make sense for a column of each type."""
+
+TIME_COLUMN_TYPES = frozenset({ColumnType.TIMESTAMP, ColumnType.DATE})
+KEY_COLUMN_TYPES = frozenset(
+    {
+        ColumnType.INTEGER,
+        ColumnType.STRING,
+        ColumnType.DECIMAL,
+        ColumnType.TIMESTAMP,
+        ColumnType.DATE,
+    }
+)
+SORTABLE_COLUMN_TYPES = frozenset(ColumnType) - {ColumnType.JSON}
+
+
+class _CatalogModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Column(_CatalogModel):
+    """One exportable column of a dataset."""
+
+    name: Identifier
+    type: ColumnType
+    label: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    sensitive: Sensitivity | None = None
+
+
+class FilterSpec(_CatalogModel):
+    """The operators callers may use to filter on one column."""
+
+    column: Identifier
+    operators: list[FilterOperator] = Field(min_length=1)
+
+
+class SortSpec(_CatalogModel):
+    column: Identifier
+    direction: SortDirection = SortDirection.ASC
+
+
+class SourceRef(_CatalogModel):
+    """The table or view a dataset reads; written `schema.table`, or `table` for `public`."""
+
+    schema_name: Identifier = DEFAULT_SCHEMA
+    table: Identifier
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse_dotted(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        parts = value.split(".")
+        if len(parts) == 1:
+            return {"table": parts[0]}
+        if len(parts) == 2:
+            return {"schema_name": parts[0], "table": parts[1]}
+        raise ValueError(f"{value!r} is not 'table' or 'schema.table'")
+
+    def __str__(self) -> str:
+        return f"{self.schema_name}.{self.table}"
+
+
+def _duplicates(names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for name in names:
+        if name in seen and name not in repeated:
+            repeated.append(name)
+        seen.add(name)
+    return repeated
+
+
+class Dataset(_CatalogModel):
+    """Something a user can export: a table or view, its columns and what callers may do."""
+
+    name: Identifier
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    source: SourceRef
+    tenant_column: Identifier
+    owner_column: Identifier | None = None
+    time_column: Identifier | None = None
+    key: Identifier
+    columns: list[Column] = Field(min_length=1)
+    filters: list[FilterSpec] = Field(default_factory=list)
+    default_fields: list[Identifier] = Field(default_factory=list)
+    default_sort: list[SortSpec] = Field(default_factory=list)
+    roles: list[Role] = Field(default_factory=lambda: list(DEFAULT_ROLES), min_length=1)
+    max_span_days: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Dataset:
+        problems = [*self._column_problems(), *self._filter_problems(), *self._sort_problems()]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _column_problems(self) -> list[str]:
+        problems = [
+            f"columns: {name!r} is declared more than once"
+            for name in _duplicates([column.name for column in self.columns])
+        ]
+        if self.owner_column is not None and self.owner_column == self.tenant_column:
+            problems.append("owner_column: must differ from tenant_column")
+        types = {column.name: column.type for column in self.columns}
+        if self.time_column is not None:
+            if self.time_column not in types:
+                problems.append(f"time_column: {self.time_column!r} is not a declared column")
+            elif types[self.time_column] not in TIME_COLUMN_TYPES:
+                problems.append(
+                    f"time_column: {self.time_column!r} has type {types[self.time_column]}; "
+                    "it must be timestamp or date"
+                )
+        if self.max_span_days is not None and self.time_column is None:
+            problems.append("max_span_days: needs a time_column")
+        if self.key not in types:
+            problems.append(f"key: {self.key!r} is not a declared column")
+        elif types[self.key] not in KEY_COLUMN_TYPES:
+            problems.append(f"key: {self.key!r} has type {types[self.key]}; it cannot be a key")
+        for index, name in enumerate(self.default_fields):
+            if name not in types:
+                problems.append(f"default_fields[{index}]: {name!r} is not a declared column")
+        problems += [
+            f"default_fields: {name!r} is listed more than once"
+            for name in _duplicates(self.default_fields)
+        ]
+        problems += [
+            f"roles: {role!r} is listed more than once" for role in _duplicates(list(self.roles))
+        ]
+        return problems
+
+    def _filter_problems(self) -> list[str]:
+        types = {column.name: column.type for column in self.columns}
+        problems = [
+            f"filters: column {name!r} has more than one filter"
+            for name in _duplicates([spec.column for spec in self.filters])
+        ]
+        for index, spec in enumerate(self.filters):
+            where = f"filters[{index}]"
+            if spec.column not in types:
+                problems.append(f"{where}.column: {spec.column!r} is not a declared column")
+                continue
+            column_type = types[spec.column]
+            invalid = [
+                op.value for op in spec.operators if op not in OPERATORS_BY_TYPE[column_type]
+            ]
+            if invalid:
+                allowed = ", ".join(sorted(OPERATORS_BY_TYPE[column_type]))
+                problems.append(
+                    f"{where}.operators: {', '.join(invalid)} not valid for {column_type} "
+                    f"column {spec.column!r} (allowed: {allowed})"
+                )
+            problems += [
+                f"{where}.operators: {op!r} is listed more than once"
+                for op in _duplicates([op.value for op in spec.operators])
+            ]
+        return problems
+
+    def _sort_problems(self) -> list[str]:
+        types = {column.name: column.type for column in self.columns}
+        sort_columns = [spec.column for spec in self.default_sort]
+        problems = [
+            f"default_sort: {name!r} is listed more than once" for name in _duplicates(sort_columns)
+        ]
+        for index, name in enumerate(sort_columns):
+            if name not in types:
+                problems.append(f"default_sort[{index}].column: {name!r} is not a declared column")
+            elif types[name] not in SORTABLE_COLUMN_TYPES:
+                problems.append(f"default_sort[{index}].column: {name!r} is {types[name]}")
+        if self.key in sort_columns and sort_columns[-1] != self.key:
+            # Anything after a unique key never changes the order: it is a mistake.
+            problems.append(f"default_sort: the key {self.key!r} must be the last entry")
+        return problems
+
+    # ----------------------------------------------------------------- lookups
+    @property
+    def column_names(self) -> list[str]:
+        """Names of the exportable columns, in declaration order."""
+        return [column.name for column in self.columns]
+
+    @property
+    def scope_columns(self) -> list[str]:
+        """The columns that restrict rows to a tenant (and owner); exported only if declared."""
+        return [self.tenant_column] + ([self.owner_column] if self.owner_column else [])
+
+    def column(self, name: str) -> Column:
+        """The declared column called `name`; KeyError if there is none."""
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(f"dataset {self.name!r} has no column {name!r}")
+
+    def has_column(self, name: str) -> bool:
+        return any(column.name == name for column in self.columns)
+
+    def filter_for(self, column: str) -> FilterSpec | None:
+        """The filter declared for `column`, or None if callers may not filter on it."""
+        for spec in self.filters:
+            if spec.column == column:
+                return spec
+        return None
+
+    def default_field_names(self) -> list[str]:
+        """The fields exported when a request names none: default_fields, else every column."""
+        return list(self.default_fields) or self.column_names
+
+    def allows_role(self, role: str) -> bool:
+        return role in self.roles

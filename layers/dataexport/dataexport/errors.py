@@ -1,0 +1,110 @@
+"""Domain errors. Each maps to one HTTP answer (API) or one state machine error name (steps).
+
+Step functions raise these by name: the state machine's Retry and Catch match the class name,
+never the message. Messages are written for the person who made the request: they never hold
+SQL, stack traces, tokens or row data.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class DataExportError(Exception):
+    """Base of every error dataexport raises on purpose."""
+
+    error_code: ClassVar[str] = "INTERNAL"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail: dict[str, Any] = detail or {}
+
+
+class InvalidRequest(DataExportError):
+    """The request names an unknown field, a bad value or an operator the catalog forbids."""
+
+    error_code = "VALIDATION_ERROR"
+    http_status = 400
+
+    def __init__(self, field: str, message: str, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message, {"field": field, **(detail or {})})
+        self.field = field
+
+
+class InvalidDateRange(InvalidRequest):
+    """The time range is empty, reversed, or longer than the dataset allows."""
+
+    error_code = "INVALID_DATE_RANGE"
+
+
+class Unauthenticated(DataExportError):
+    error_code = "UNAUTHENTICATED"
+    http_status = 401
+
+
+class PermissionDenied(DataExportError):
+    error_code = "PERMISSION_DENIED"
+    http_status = 403
+
+
+class ExportNotFound(DataExportError):
+    """Also raised for another user's or tenant's export: its existence is never revealed."""
+
+    error_code = "EXPORT_NOT_FOUND"
+    http_status = 404
+
+    def __init__(self, export_id: str) -> None:
+        super().__init__(f"Export {export_id} was not found.", {"id": export_id})
+
+
+class DatasetNotFound(DataExportError):
+    error_code = "DATASET_NOT_FOUND"
+    http_status = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Dataset {name!r} does not exist.", {"dataset": name})
+
+
+class ExportExpired(DataExportError):
+    error_code = "EXPORT_EXPIRED"
+    http_status = 410
+
+
+class ExportNotReady(DataExportError):
+    error_code = "EXPORT_NOT_READY"
+    http_status = 409
+
+
+class Conflict(DataExportError):
+    error_code = "CONFLICT"
+    http_status = 409
+
+
+class IllegalTransition(Conflict):
+    """A status change that the job's life cycle does not allow (e.g. completed -> running)."""
+
+
+class CatalogError(DataExportError):
+    """A dataset declaration is invalid; raised when the catalog loads, never at export time."""
+
+
+class ConfigurationError(DataExportError):
+    """A required environment variable is missing or malformed."""
+
+
+# ----- errors raised by the export steps; the state machine matches these names
+
+
+class SourceUnavailable(DataExportError):
+    """The database could not be reached or timed out; the state machine retries it."""
+
+    error_code = "SOURCE_UNAVAILABLE"
+    http_status = 503
+
+
+class QueryFailed(DataExportError):
+    """The database refused the export query; retrying would not help."""
+
+    error_code = "QUERY_FAILED"

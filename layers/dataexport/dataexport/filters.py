@@ -1,0 +1,294 @@
+"""Request filters and time windows, checked and typed against the dataset catalog.
+
+Raw filters arrive as JSON (`{"field", "op", "value"}`); here they become FilterClause objects
+whose values have the Python type the column needs (Decimal for decimals, aware datetimes for
+timestamps...), so the query builder only ever binds well-typed parameters. Anything wrong is an
+InvalidRequest naming the offending part of the request (`filters[2].value[0]`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from dataexport.catalog.model import ColumnType, Dataset, FilterOperator
+from dataexport.errors import InvalidDateRange, InvalidRequest
+
+MAX_LIST_VALUES = 1000
+MAX_STRING_VALUE_CHARS = 4096
+# PostgreSQL bigint: a larger literal would fail in the database instead of here.
+MIN_INTEGER = -(2**63)
+MAX_INTEGER = 2**63 - 1
+_INTEGER_TEXT = re.compile(r"^[+-]?\d{1,20}$")
+
+LIST_OPERATORS = frozenset({FilterOperator.IN, FilterOperator.NOT_IN})
+
+
+@dataclass(frozen=True)
+class FilterClause:
+    """One typed condition: `column op value`, with `column` a catalog column name.
+
+    `value` is a single typed value, a list of them (in, not_in), a (low, high) pair (between),
+    or a bool (is_null: true means "is null", false "is not null").
+    """
+
+    column: str
+    op: FilterOperator
+    value: Any
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """A half-open time range [start, end) on the dataset's time column; None = unbounded."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @property
+    def is_bounded(self) -> bool:
+        return self.start is not None or self.end is not None
+
+
+# ----------------------------------------------------------------------- values by column type
+def parse_aware_datetime(raw: Any, field: str) -> datetime:
+    """An ISO 8601 text with a UTC offset (or `Z`) as an aware datetime in UTC."""
+    if isinstance(raw, datetime):
+        value = raw
+    elif isinstance(raw, str) and len(raw) <= 64:
+        try:
+            value = datetime.fromisoformat(raw)
+        except ValueError:
+            raise InvalidRequest(
+                field, f"{field} must be an ISO 8601 timestamp, e.g. 2026-03-01T00:00:00Z."
+            ) from None
+    else:
+        raise InvalidRequest(field, f"{field} must be an ISO 8601 timestamp text.")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidRequest(
+            field, f"{field} must include a UTC offset or Z, e.g. 2026-03-01T00:00:00+01:00."
+        )
+    return value.astimezone(UTC)
+
+
+def _as_string(raw: Any, field: str) -> str:
+    if not isinstance(raw, str):
+        raise InvalidRequest(field, f"{field} must be a string.")
+    if len(raw) > MAX_STRING_VALUE_CHARS:
+        raise InvalidRequest(field, f"{field} is longer than {MAX_STRING_VALUE_CHARS} characters.")
+    if "\x00" in raw:
+        raise InvalidRequest(field, f"{field} must not contain a NUL character.")
+    return raw
+
+
+def _as_integer(raw: Any, field: str) -> int:
+    value: int
+    if isinstance(raw, bool):
+        raise InvalidRequest(field, f"{field} must be an integer, not a boolean.")
+    integral_float = isinstance(raw, float) and raw.is_integer()
+    integer_text = isinstance(raw, str) and _INTEGER_TEXT.fullmatch(raw.strip()) is not None
+    if isinstance(raw, int) or integral_float or integer_text:
+        value = int(raw)
+    else:
+        raise InvalidRequest(field, f"{field} must be an integer.")
+    if not MIN_INTEGER <= value <= MAX_INTEGER:
+        raise InvalidRequest(field, f"{field} is out of range for a 64-bit integer.")
+    return value
+
+
+def _as_decimal(raw: Any, field: str) -> Decimal:
+    if isinstance(raw, bool):
+        raise InvalidRequest(field, f"{field} must be a number, not a boolean.")
+    if isinstance(raw, str) and len(raw) > 100:
+        raise InvalidRequest(field, f"{field} is too long for a number.")
+    try:
+        if isinstance(raw, int | str):
+            value = Decimal(raw.strip() if isinstance(raw, str) else raw)
+        elif isinstance(raw, float):
+            value = Decimal(repr(raw))  # the shortest text that round-trips, not binary noise
+        elif isinstance(raw, Decimal):
+            value = raw
+        else:
+            raise InvalidRequest(field, f"{field} must be a number.")
+    except InvalidOperation:
+        raise InvalidRequest(field, f"{field} must be a number.") from None
+    if not value.is_finite():
+        raise InvalidRequest(field, f"{field} must be a finite number.")
+    return value
+
+
+def _as_float(raw: Any, field: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise InvalidRequest(field, f"{field} must be a number.")
+    try:
+        value = float(raw)
+    except (ValueError, OverflowError):
+        raise InvalidRequest(field, f"{field} must be a number.") from None
+    if not math.isfinite(value):
+        raise InvalidRequest(field, f"{field} must be a finite number.")
+    return value
+
+
+def _as_boolean(raw: Any, field: str) -> bool:
+    if not isinstance(raw, bool):
+        raise InvalidRequest(field, f"{field} must be true or false.")
+    return raw
+
+
+def _as_date(raw: Any, field: str) -> date:
+    if isinstance(raw, date) and not isinstance(raw, datetime):
+        return raw
+    if isinstance(raw, str) and len(raw) == 10:
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            pass
+    raise InvalidRequest(field, f"{field} must be a date as YYYY-MM-DD.")
+
+
+def _not_comparable(raw: Any, field: str) -> Any:
+    raise InvalidRequest(field, f"{field}: values of json columns cannot be compared.")
+
+
+_COERCERS: dict[ColumnType, Callable[[Any, str], Any]] = {
+    ColumnType.STRING: _as_string,
+    ColumnType.INTEGER: _as_integer,
+    ColumnType.DECIMAL: _as_decimal,
+    ColumnType.FLOAT: _as_float,
+    ColumnType.BOOLEAN: _as_boolean,
+    ColumnType.TIMESTAMP: parse_aware_datetime,
+    ColumnType.DATE: _as_date,
+    ColumnType.JSON: _not_comparable,
+}
+
+
+def coerce_value(column_type: ColumnType, raw: Any, field: str) -> Any:
+    """`raw` (from JSON) as the Python type a `column_type` column compares with."""
+    if raw is None:
+        raise InvalidRequest(field, f"{field} must not be null (use the is_null operator).")
+    return _COERCERS[column_type](raw, field)
+
+
+# ----------------------------------------------------------------------------------- filters
+def _operator(
+    raw: Any, field: str, allowed: Sequence[FilterOperator], column: str
+) -> FilterOperator:
+    names = ", ".join(op.value for op in allowed)
+    try:
+        op = FilterOperator(raw) if isinstance(raw, str) else None
+    except ValueError:
+        op = None
+    if op is None or op not in allowed:
+        raise InvalidRequest(
+            field,
+            f"Operator {raw!r} is not allowed on {column!r}; allowed: {names}.",
+            {"allowed": [op.value for op in allowed]},
+        )
+    return op
+
+
+def _value(op: FilterOperator, column_type: ColumnType, raw: Any, field: str) -> Any:
+    if op is FilterOperator.IS_NULL:
+        if not isinstance(raw, bool):
+            raise InvalidRequest(field, f"{field} must be true (is null) or false (is not null).")
+        return raw
+    if op in LIST_OPERATORS:
+        if not isinstance(raw, list) or not raw:
+            raise InvalidRequest(field, f"{field} must be a non-empty list for {op.value!r}.")
+        if len(raw) > MAX_LIST_VALUES:
+            raise InvalidRequest(field, f"{field} has more than {MAX_LIST_VALUES} values.")
+        return [coerce_value(column_type, item, f"{field}[{i}]") for i, item in enumerate(raw)]
+    if op is FilterOperator.BETWEEN:
+        if not isinstance(raw, list) or len(raw) != 2:
+            raise InvalidRequest(field, f"{field} must be a list of two values [low, high].")
+        low = coerce_value(column_type, raw[0], f"{field}[0]")
+        high = coerce_value(column_type, raw[1], f"{field}[1]")
+        # Text order depends on the database's collation: only PostgreSQL can judge it.
+        if column_type is not ColumnType.STRING and low > high:
+            raise InvalidRequest(field, f"{field}: the low value is greater than the high value.")
+        return (low, high)
+    if isinstance(raw, list | dict):
+        raise InvalidRequest(field, f"{field} must be a single value for {op.value!r}.")
+    return coerce_value(column_type, raw, field)
+
+
+def parse_filter(raw: Any, index: int, dataset: Dataset) -> FilterClause:
+    """One raw filter `{"field", "op", "value"}` as a typed clause (index is for messages)."""
+    where = f"filters[{index}]"
+    if not isinstance(raw, Mapping):
+        raise InvalidRequest(where, f"{where} must be an object with field, op and value.")
+    unexpected = sorted(str(key) for key in raw if key not in {"field", "op", "value"})
+    if unexpected:
+        raise InvalidRequest(where, f"{where} has unexpected keys: {', '.join(unexpected)}.")
+    name = raw.get("field")
+    if not isinstance(name, str) or not dataset.has_column(name):
+        raise InvalidRequest(
+            f"{where}.field", f"Unknown field {name!r} for dataset {dataset.name!r}."
+        )
+    spec = dataset.filter_for(name)
+    if spec is None:
+        filterable = ", ".join(spec.column for spec in dataset.filters) or "none"
+        raise InvalidRequest(
+            f"{where}.field", f"Field {name!r} cannot be filtered; filterable: {filterable}."
+        )
+    op = _operator(raw.get("op"), f"{where}.op", spec.operators, name)
+    column_type = dataset.column(name).type
+    return FilterClause(name, op, _value(op, column_type, raw.get("value"), f"{where}.value"))
+
+
+def parse_filters(raw: Sequence[Any] | None, dataset: Dataset) -> list[FilterClause]:
+    """Every raw filter of a request as typed clauses, in order; all must hold (AND)."""
+    if raw is None:
+        return []
+    if isinstance(raw, str | bytes) or not isinstance(raw, Sequence):
+        raise InvalidRequest("filters", "filters must be a list.")
+    return [parse_filter(item, index, dataset) for index, item in enumerate(raw)]
+
+
+# ------------------------------------------------------------------------------- time window
+def parse_time_window(raw: Mapping[str, Any] | None, dataset: Dataset) -> TimeWindow:
+    """`{"start", "end"}` ISO 8601 texts (either may be absent) as a TimeWindow.
+
+    A dataset with `max_span_days` needs both ends, no further apart than that. `start < end`.
+    """
+    if raw is None or all(raw.get(key) is None for key in ("start", "end")):
+        if raw is not None and set(raw) - {"start", "end"}:
+            raise InvalidRequest("time_range", "time_range accepts only start and end.")
+        if dataset.time_column is not None and dataset.max_span_days is not None:
+            raise InvalidDateRange(
+                "time_range",
+                f"Dataset {dataset.name!r} needs a time_range (start and end) of at most "
+                f"{dataset.max_span_days} days.",
+            )
+        return TimeWindow()
+    if set(raw) - {"start", "end"}:
+        raise InvalidRequest("time_range", "time_range accepts only start and end.")
+    if dataset.time_column is None:
+        raise InvalidRequest(
+            "time_range", f"Dataset {dataset.name!r} has no time column; remove time_range."
+        )
+    start = raw.get("start")
+    end = raw.get("end")
+    window = TimeWindow(
+        start=None if start is None else parse_aware_datetime(start, "time_range.start"),
+        end=None if end is None else parse_aware_datetime(end, "time_range.end"),
+    )
+    if window.start is not None and window.end is not None and window.start >= window.end:
+        raise InvalidDateRange("time_range", "time_range.start must be before time_range.end.")
+    if dataset.max_span_days is not None:
+        if window.start is None or window.end is None:
+            raise InvalidDateRange(
+                "time_range",
+                f"Dataset {dataset.name!r} needs both time_range.start and time_range.end.",
+            )
+        if window.end - window.start > timedelta(days=dataset.max_span_days):
+            raise InvalidDateRange(
+                "time_range",
+                f"Dataset {dataset.name!r} allows at most {dataset.max_span_days} days per export.",
+                {"max_span_days": dataset.max_span_days},
+            )
+    return window

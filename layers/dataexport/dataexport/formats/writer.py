@@ -1,0 +1,175 @@
+"""The one interface every output format implements: open, write_rows, close.
+
+A writer turns rows (sequences of values in column order, as the database returns them) into
+bytes and hands them to a sink in chunks of about CHUNK_BYTES, so no export is ever held in
+memory whole. An export may be split into partitions that are formatted separately and then
+concatenated in order: PartPosition tells a writer whether it writes the file's beginning (BOM,
+header, opening bracket) and/or its end (closing bracket).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+from zoneinfo import ZoneInfo
+
+from dataexport.catalog.model import ColumnType
+from dataexport.errors import InvalidRequest
+
+CHUNK_BYTES = 64 * 1024
+DELIMITERS = (",", ";", "\t", "|")
+LINE_ENDINGS = ("\r\n", "\n")
+BYTE_ORDER_MARK = "\ufeff"  # written as the UTF-8 bytes EF BB BF
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    """One column of the output: its key (JSON), its header (CSV) and how to render values."""
+
+    name: str
+    label: str
+    type: ColumnType
+
+
+@dataclass(frozen=True)
+class FormatOptions:
+    """Caller-chosen rendering options; formats ignore the ones that do not apply to them."""
+
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    bom: bool = True
+    delimiter: str = ","
+    line_ending: str = "\r\n"
+
+    def __post_init__(self) -> None:
+        if self.delimiter not in DELIMITERS:
+            raise InvalidRequest(
+                "options.delimiter",
+                f"Delimiter {self.delimiter!r} is not one of {', '.join(map(repr, DELIMITERS))}.",
+            )
+        if self.line_ending not in LINE_ENDINGS:
+            raise InvalidRequest("options.line_ending", "Line ending must be CRLF or LF.")
+
+
+@dataclass(frozen=True)
+class PartPosition:
+    """Where a formatted part sits in the final file."""
+
+    first: bool = True
+    last: bool = True
+
+
+WHOLE_FILE = PartPosition(first=True, last=True)
+
+
+class BinarySink(Protocol):
+    """Where a writer's bytes go (an S3 multipart upload, a file, a buffer in tests)."""
+
+    def write(self, data: bytes) -> None: ...
+
+
+@dataclass(frozen=True)
+class WriteSummary:
+    rows: int
+    bytes: int
+
+
+class FormatWriter(ABC):
+    """Base of every format: buffering, counting and the open/write/close life cycle.
+
+    Subclasses render text: `_begin` (the part's opening), `_row` (one row) and `_end`.
+    """
+
+    name: ClassVar[str]
+    extension: ClassVar[str]
+    media_type: ClassVar[str]
+    option_names: ClassVar[tuple[str, ...]] = ("timezone",)
+    chunk_bytes: ClassVar[int] = CHUNK_BYTES
+
+    def __init__(
+        self,
+        columns: Sequence[OutputColumn],
+        options: FormatOptions,
+        sink: BinarySink,
+        position: PartPosition = WHOLE_FILE,
+    ) -> None:
+        if not columns:
+            raise ValueError("a writer needs at least one column")
+        self.columns = list(columns)
+        self.options = options
+        self.position = position
+        self._sink = sink
+        self._pending: list[str] = []
+        self._pending_chars = 0
+        self._rows = 0
+        self._bytes = 0
+        self._state = "new"
+
+    # ------------------------------------------------------------------ life cycle
+    def open(self) -> None:
+        """Write the part's opening (BOM, header, bracket) as its position requires."""
+        if self._state != "new":
+            raise RuntimeError(f"{type(self).__name__} was already opened")
+        self._state = "open"
+        if self.position.first and self.options.bom and self._writes_bom():
+            self._emit(BYTE_ORDER_MARK)
+        self._emit(self._begin())
+
+    def write_rows(self, rows: Iterable[Sequence[Any]]) -> int:
+        """Format `rows` (values in column order); return how many were written."""
+        if self._state != "open":
+            raise RuntimeError(f"{type(self).__name__} is not open")
+        width = len(self.columns)
+        written = 0
+        for row in rows:
+            if len(row) != width:
+                raise ValueError(f"a row has {len(row)} values for {width} columns")
+            self._emit(self._row(row))
+            written += 1
+        self._rows += written
+        return written
+
+    def close(self) -> WriteSummary:
+        """Write the part's end, flush everything to the sink and report rows and bytes."""
+        if self._state == "open":
+            self._emit(self._end())
+            self._flush()
+            self._state = "closed"
+        elif self._state == "new":
+            raise RuntimeError(f"{type(self).__name__} was never opened")
+        return WriteSummary(rows=self._rows, bytes=self._bytes)
+
+    # ------------------------------------------------------------------ for subclasses
+    def _writes_bom(self) -> bool:
+        return False
+
+    def _begin(self) -> str:
+        return ""
+
+    @abstractmethod
+    def _row(self, row: Sequence[Any]) -> str:
+        """One row as text, including its separators."""
+
+    def _end(self) -> str:
+        return ""
+
+    # ------------------------------------------------------------------ buffering
+    def _emit(self, text: str) -> None:
+        if not text:
+            return
+        self._pending.append(text)
+        # Characters, not bytes: close enough to keep chunks near the target size.
+        self._pending_chars += len(text)
+        if self._pending_chars >= self.chunk_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._write_bytes("".join(self._pending).encode("utf-8"))
+            self._pending.clear()
+            self._pending_chars = 0
+
+    def _write_bytes(self, data: bytes) -> None:
+        self._sink.write(data)
+        self._bytes += len(data)

@@ -1,0 +1,211 @@
+"""The one place SQL is built.
+
+Identifiers come only from the catalog (validated lowercase names, always double-quoted); every
+value, including the tenant and owner, is a bound parameter in pg8000.native's named style
+(`:p0`, `:p1`...). Parameters are sent untyped, so PostgreSQL infers each one's type from the
+column it is compared with: `"status_code" = ANY(:p0)` binds a Python list as an integer array.
+
+Semantics worth knowing:
+- `ne` and `not_in` keep rows where the column is NULL ("everything except 200" includes rows
+  without a status), unlike SQL's bare `<>`.
+- The time window is half-open: `time >= start AND time < end`.
+- The order is the dataset's default_sort, with the key appended as the last tie-breaker (in the
+  direction of the last sort column, so one index serves the whole ORDER BY).
+- `owner_id` restricts rows only on datasets with an owner_column; a dataset without one is
+  tenant-wide for every role its `roles` allow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dataexport.catalog.model import (
+    IDENTIFIER_PATTERN,
+    Dataset,
+    FilterOperator,
+    SortDirection,
+    SortSpec,
+)
+from dataexport.errors import InvalidRequest
+from dataexport.filters import FilterClause, TimeWindow
+
+LIKE_ESCAPE = "\\"
+
+
+@dataclass(frozen=True)
+class BoundQuery:
+    """SQL text with `:name` placeholders and the values to bind to them."""
+
+    sql: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RowScope:
+    """The rows a caller may read: one tenant, and one owner for non-admins (None = all)."""
+
+    org_id: str
+    owner_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.org_id:
+            raise ValueError("a row scope needs a tenant")
+        if self.owner_id == "":
+            raise ValueError("owner_id must be None (whole tenant) or a user id")
+
+
+def quote_identifier(name: str) -> str:
+    """`name` as a quoted SQL identifier; only catalog-shaped names are accepted."""
+    if not IDENTIFIER_PATTERN.fullmatch(name):
+        raise ValueError(f"{name!r} is not a catalog identifier")
+    return f'"{name}"'
+
+
+def escape_like(text: str) -> str:
+    """`text` with LIKE's wildcards and the escape character taken literally."""
+    return (
+        text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
+        .replace("%", LIKE_ESCAPE + "%")
+        .replace("_", LIKE_ESCAPE + "_")
+    )
+
+
+class _Parameters:
+    """Hands out placeholder names for values, in order."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def bind(self, value: Any) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return f":{name}"
+
+
+def _source(dataset: Dataset) -> str:
+    source = dataset.source
+    return f"{quote_identifier(source.schema_name)}.{quote_identifier(source.table)}"
+
+
+def _filter_condition(
+    dataset: Dataset, clause: FilterClause, index: int, params: _Parameters
+) -> str:
+    spec = dataset.filter_for(clause.column)
+    if spec is None or not dataset.has_column(clause.column):
+        raise InvalidRequest(
+            f"filters[{index}].field",
+            f"Field {clause.column!r} cannot be filtered in dataset {dataset.name!r}.",
+        )
+    if clause.op not in spec.operators:
+        raise InvalidRequest(
+            f"filters[{index}].op",
+            f"Operator {clause.op.value!r} is not allowed on {clause.column!r}.",
+        )
+    column = quote_identifier(clause.column)
+    op = clause.op
+    value = clause.value
+    if op is FilterOperator.EQ:
+        return f"{column} = {params.bind(value)}"
+    if op is FilterOperator.NE:
+        return f"{column} IS DISTINCT FROM {params.bind(value)}"
+    if op is FilterOperator.IN:
+        return f"{column} = ANY({params.bind(list(value))})"
+    if op is FilterOperator.NOT_IN:
+        return f"({column} IS NULL OR {column} <> ALL({params.bind(list(value))}))"
+    if op is FilterOperator.GT:
+        return f"{column} > {params.bind(value)}"
+    if op is FilterOperator.GTE:
+        return f"{column} >= {params.bind(value)}"
+    if op is FilterOperator.LT:
+        return f"{column} < {params.bind(value)}"
+    if op is FilterOperator.LTE:
+        return f"{column} <= {params.bind(value)}"
+    if op is FilterOperator.BETWEEN:
+        low, high = value
+        return f"{column} BETWEEN {params.bind(low)} AND {params.bind(high)}"
+    if op is FilterOperator.IS_NULL:
+        return f"{column} IS NULL" if value else f"{column} IS NOT NULL"
+    if op is FilterOperator.PREFIX:
+        return f"{column} LIKE {params.bind(escape_like(value) + '%')} ESCAPE '{LIKE_ESCAPE}'"
+    raise InvalidRequest(f"filters[{index}].op", f"Operator {op.value!r} is not supported.")
+
+
+def _where(
+    dataset: Dataset,
+    scope: RowScope,
+    filters: Sequence[FilterClause],
+    window: TimeWindow,
+    params: _Parameters,
+) -> str:
+    conditions = [f"{quote_identifier(dataset.tenant_column)} = {params.bind(scope.org_id)}"]
+    if dataset.owner_column is not None and scope.owner_id is not None:
+        conditions.append(
+            f"{quote_identifier(dataset.owner_column)} = {params.bind(scope.owner_id)}"
+        )
+    if window.is_bounded:
+        if dataset.time_column is None:
+            raise InvalidRequest(
+                "time_range", f"Dataset {dataset.name!r} has no time column; remove time_range."
+            )
+        time_column = quote_identifier(dataset.time_column)
+        if window.start is not None:
+            conditions.append(f"{time_column} >= {params.bind(window.start)}")
+        if window.end is not None:
+            conditions.append(f"{time_column} < {params.bind(window.end)}")
+    conditions += [
+        _filter_condition(dataset, clause, index, params) for index, clause in enumerate(filters)
+    ]
+    return " AND ".join(conditions)
+
+
+def _order_by(dataset: Dataset) -> str:
+    sort = list(dataset.default_sort)
+    if dataset.key not in {spec.column for spec in sort}:
+        direction = sort[-1].direction if sort else SortDirection.ASC
+        sort.append(SortSpec(column=dataset.key, direction=direction))
+    return ", ".join(
+        f"{quote_identifier(spec.column)} {spec.direction.value.upper()}" for spec in sort
+    )
+
+
+def _checked_fields(dataset: Dataset, fields: Sequence[str]) -> list[str]:
+    if not fields:
+        raise InvalidRequest("fields", "Select at least one field.")
+    unknown = [name for name in fields if not dataset.has_column(name)]
+    if unknown:
+        raise InvalidRequest(
+            "fields",
+            f"Unknown field(s) for dataset {dataset.name!r}: "
+            f"{', '.join(repr(name) for name in unknown)}.",
+            {"unknown": unknown},
+        )
+    return list(fields)
+
+
+def build_select(
+    dataset: Dataset,
+    fields: Sequence[str],
+    scope: RowScope,
+    filters: Sequence[FilterClause],
+    window: TimeWindow,
+) -> BoundQuery:
+    """The query returning `fields` (in that order) of the rows in scope, in a stable order."""
+    columns = ", ".join(quote_identifier(name) for name in _checked_fields(dataset, fields))
+    params = _Parameters()
+    where = _where(dataset, scope, filters, window, params)
+    sql = f"SELECT {columns} FROM {_source(dataset)} WHERE {where} ORDER BY {_order_by(dataset)}"
+    return BoundQuery(sql, params.values)
+
+
+def build_count(
+    dataset: Dataset,
+    scope: RowScope,
+    filters: Sequence[FilterClause],
+    window: TimeWindow,
+) -> BoundQuery:
+    """The query counting the rows build_select would return (one row, one bigint)."""
+    params = _Parameters()
+    where = _where(dataset, scope, filters, window, params)
+    return BoundQuery(f"SELECT count(*) FROM {_source(dataset)} WHERE {where}", params.values)
