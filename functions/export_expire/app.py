@@ -1,0 +1,27 @@
+"""Export step 4 (Expire): delete the file when the job is due, or wait for a later expiry."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dataexport import components
+from dataexport.config import ExpireStepConfig, cached_config
+from dataexport.services.export_steps import expire_export
+from dataexport.step_events import ExpireStepInput
+
+logger = Logger()
+tracer = Tracer()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@event_parser(model=ExpireStepInput)
+def lambda_handler(event: ExpireStepInput, context: LambdaContext) -> dict[str, Any]:
+    config = cached_config(ExpireStepConfig)
+    logger.append_keys(job_id=event.job_id)
+    outcome = expire_export(
+        event.job_id, jobs=components.job_store(config), objects=components.object_store(config)
+    )
+    return outcome.to_payload()

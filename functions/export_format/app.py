@@ -1,0 +1,31 @@
+"""Export step 2 (Format, one Map iteration): stream a partition from PostgreSQL into S3."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dataexport import components
+from dataexport.config import FormatStepConfig, cached_config
+from dataexport.services.export_steps import Partition, format_partition
+from dataexport.step_events import FormatStepInput
+
+logger = Logger()
+tracer = Tracer()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@event_parser(model=FormatStepInput)
+def lambda_handler(event: FormatStepInput, context: LambdaContext) -> dict[str, Any]:
+    config = cached_config(FormatStepConfig)
+    logger.append_keys(job_id=event.job_id, partition=event.index)
+    part = format_partition(
+        Partition(event.job_id, event.index, event.count),
+        jobs=components.job_store(config),
+        reader=components.postgres_reader(config),
+        objects=components.object_store(config),
+        catalog=components.catalog(config),
+    )
+    return part.model_dump()

@@ -1,0 +1,30 @@
+"""Export step 1 (Query): mark the job running, count its rows, plan its partitions."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dataexport import components
+from dataexport.config import QueryStepConfig, cached_config
+from dataexport.services.export_steps import plan_export
+from dataexport.step_events import QueryStepInput
+
+logger = Logger()
+tracer = Tracer()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@event_parser(model=QueryStepInput)
+def lambda_handler(event: QueryStepInput, context: LambdaContext) -> dict[str, Any]:
+    config = cached_config(QueryStepConfig)
+    logger.append_keys(job_id=event.job_id)
+    plan = plan_export(
+        event.job_id,
+        jobs=components.job_store(config),
+        reader=components.postgres_reader(config),
+        catalog=components.catalog(config),
+    )
+    return plan.to_payload()

@@ -1,0 +1,25 @@
+"""boto3 clients, created on first use and cached per process (never at import time)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_stepfunctions import SFNClient
+
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, signature_version="s3v4")
+
+
+@cache
+def s3_client(region: str) -> S3Client:
+    return boto3.client("s3", region_name=region, config=_CONFIG)
+
+
+@cache
+def sfn_client(region: str) -> SFNClient:
+    return boto3.client("stepfunctions", region_name=region, config=_CONFIG)

@@ -1,0 +1,320 @@
+"""Export jobs in DynamoDB (ExportsTable), through pynamodb.
+
+Status changes are conditional updates: the write succeeds only if the stored status is one the
+target may be reached from, so concurrent or retried steps cannot move a job backwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from pynamodb.attributes import (
+    Attribute,
+    BooleanAttribute,
+    JSONAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.expressions.update import Action
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from dataexport.errors import ExportNotFound, IllegalTransition, InvalidRequest
+from dataexport.export_job import (
+    ExportJob,
+    ExportStatus,
+    JobError,
+    PartSummary,
+    sources_of,
+)
+
+logger = Logger(child=True)
+
+# Job records outlive their files so history stays readable; DynamoDB TTL removes them later.
+RECORD_TTL_AFTER_EXPIRY = timedelta(days=90)
+
+
+class _OwnerCreatedIndex(GlobalSecondaryIndex["ExportJobItem"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "owner-created-index"
+        projection = AllProjection()
+
+    owner_key = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class _OrgCreatedIndex(GlobalSecondaryIndex["ExportJobItem"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "org-created-index"
+        projection = AllProjection()
+
+    org_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class ExportJobItem(Model):
+    """Storage shape of an ExportJob; never leaves this module."""
+
+    class Meta:
+        table_name = "ExportsTable"  # replaced per deployment by _bound_model
+
+    id = UnicodeAttribute(hash_key=True)
+    org_id = UnicodeAttribute()
+    owner_id = UnicodeAttribute()
+    owner_key = UnicodeAttribute()
+    dataset = UnicodeAttribute()
+    format = UnicodeAttribute()
+    compression = UnicodeAttribute()
+    fields = JSONAttribute()
+    filters = JSONAttribute()
+    time_range = JSONAttribute(null=True)
+    options = JSONAttribute()
+    owner_scoped = BooleanAttribute(default=True)
+    status = UnicodeAttribute()
+    progress = NumberAttribute()
+    rows_exported = NumberAttribute(null=True)
+    rows_total = NumberAttribute(null=True)
+    bytes = NumberAttribute(null=True)
+    sha256 = UnicodeAttribute(null=True)
+    parts = JSONAttribute(null=True)
+    s3_key = UnicodeAttribute(null=True)
+    file_name = UnicodeAttribute()
+    execution_arn = UnicodeAttribute(null=True)
+    error = JSONAttribute(null=True)
+    legal_hold = BooleanAttribute(default=False)
+    created_at = UnicodeAttribute()
+    started_at = UnicodeAttribute(null=True)
+    completed_at = UnicodeAttribute(null=True)
+    expires_at = UnicodeAttribute(null=True)
+    ttl = TTLAttribute(null=True)
+
+    owner_created_index = _OwnerCreatedIndex()
+    org_created_index = _OrgCreatedIndex()
+
+
+@cache
+def _bound_model(table_name: str, region: str) -> type[ExportJobItem]:
+    """ExportJobItem bound to this deployment's table (names are only known at run time)."""
+    meta = type("Meta", (), {"table_name": table_name, "region": region})
+    return type(f"ExportJobItem_{table_name}", (ExportJobItem,), {"Meta": meta})
+
+
+def _owner_key(org_id: str, owner_id: str) -> str:
+    return f"{org_id}#{owner_id}"
+
+
+def _iso_utc(value: datetime) -> str:
+    # Fixed-width UTC ISO strings sort correctly as DynamoDB range keys.
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _timestamp(value: datetime | None) -> str | None:
+    return None if value is None else _iso_utc(value)
+
+
+def _parse_timestamp(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[ExportJob]
+    next_cursor: str | None
+
+
+class JobStore:
+    """Reads and writes ExportJobs; the only code that knows the table's shape."""
+
+    def __init__(self, table_name: str, region: str) -> None:
+        self._model = _bound_model(table_name, region)
+
+    # ----------------------------------------------------------------- reads
+    def get(self, job_id: str) -> ExportJob:
+        try:
+            return self._to_job(self._model.get(job_id, consistent_read=True))
+        except DoesNotExist:
+            raise ExportNotFound(job_id) from None
+
+    def list_for_owner(self, org_id: str, owner_id: str, limit: int, cursor: str | None) -> JobPage:
+        """One user's jobs, newest first."""
+        return self._page(
+            self._model.owner_created_index,
+            "owner_key",
+            _owner_key(org_id, owner_id),
+            limit,
+            cursor,
+        )
+
+    def list_for_org(self, org_id: str, limit: int, cursor: str | None) -> JobPage:
+        """A whole tenant's jobs, newest first."""
+        return self._page(self._model.org_created_index, "org_id", org_id, limit, cursor)
+
+    def _page(
+        self,
+        index: GlobalSecondaryIndex[ExportJobItem],
+        hash_name: str,
+        hash_value: str,
+        limit: int,
+        cursor: str | None,
+    ) -> JobPage:
+        start_key = self._decode_cursor(cursor, {hash_name: hash_value})
+        results = index.query(
+            hash_value, scan_index_forward=False, limit=limit, last_evaluated_key=start_key
+        )
+        jobs = [self._to_job(item) for item in results]
+        return JobPage(jobs, self._encode_cursor(results.last_evaluated_key, len(jobs), limit))
+
+    # ----------------------------------------------------------------- writes
+    def create(self, job: ExportJob) -> None:
+        item = self._to_item(job)
+        try:
+            item.save(condition=self._model.id.does_not_exist())
+        except PutError as exc:
+            raise IllegalTransition(f"Export {job.id} already exists.") from exc
+
+    def transition(self, job_id: str, target: ExportStatus, **changes: Any) -> ExportJob:
+        """Move a job to `target` if its stored status allows it, applying `changes` with it."""
+        allowed_from = sorted(status.value for status in sources_of(target))
+        actions: list[Action] = [self._model.status.set(target.value)]
+        actions += [self._action(name, value) for name, value in changes.items()]
+        item = self._model(job_id)
+        try:
+            item.update(
+                actions=actions,
+                condition=self._model.id.exists() & self._model.status.is_in(*allowed_from),
+            )
+        except UpdateError as exc:
+            if _is_condition_failure(exc):
+                current = self.get(job_id)
+                logger.warning(
+                    "Refused illegal status change",
+                    extra={"job_id": job_id, "from": current.status, "to": target.value},
+                )
+                raise IllegalTransition(
+                    f"Export {job_id} cannot become {target.value} from {current.status.value}."
+                ) from exc
+            raise
+        return self._to_job(item)
+
+    def update_fields(self, job_id: str, **changes: Any) -> None:
+        """Record progress or metadata without changing the status."""
+        actions: list[Action] = [self._action(name, value) for name, value in changes.items()]
+        self._model(job_id).update(actions=actions, condition=self._model.id.exists())
+
+    # ----------------------------------------------------------------- mapping
+    def _action(self, name: str, value: Any) -> Action:
+        attribute: Attribute[Any] = getattr(self._model, name)
+        if name == "ttl" and isinstance(value, datetime):
+            return attribute.set(value)
+        if isinstance(value, datetime):
+            value = _iso_utc(value)
+        elif isinstance(value, JobError):
+            value = value.model_dump()
+        elif isinstance(value, ExportStatus):
+            value = value.value
+        elif isinstance(value, Sequence) and value and isinstance(value[0], PartSummary):
+            value = [part.model_dump() for part in value]
+        if value is None:
+            return attribute.remove()
+        return attribute.set(value)
+
+    def _to_item(self, job: ExportJob) -> ExportJobItem:
+        return self._model(
+            job.id,
+            org_id=job.org_id,
+            owner_id=job.owner_id,
+            owner_key=_owner_key(job.org_id, job.owner_id),
+            dataset=job.dataset,
+            format=job.format,
+            compression=job.compression,
+            fields=job.fields,
+            filters=job.filters,
+            time_range=job.time_range,
+            options=job.options,
+            owner_scoped=job.owner_scoped,
+            status=job.status.value,
+            progress=job.progress,
+            rows_exported=job.rows_exported,
+            rows_total=job.rows_total,
+            bytes=job.bytes,
+            sha256=job.sha256,
+            parts=[part.model_dump() for part in job.parts],
+            s3_key=job.s3_key,
+            file_name=job.file_name,
+            execution_arn=job.execution_arn,
+            error=job.error.model_dump() if job.error else None,
+            legal_hold=job.legal_hold,
+            created_at=_iso_utc(job.created_at),
+            started_at=_timestamp(job.started_at),
+            completed_at=_timestamp(job.completed_at),
+            expires_at=_timestamp(job.expires_at),
+        )
+
+    @staticmethod
+    def _to_job(item: ExportJobItem) -> ExportJob:
+        return ExportJob(
+            id=item.id,
+            org_id=item.org_id,
+            owner_id=item.owner_id,
+            dataset=item.dataset,
+            format=item.format,
+            compression=item.compression,
+            fields=item.fields,
+            filters=item.filters,
+            time_range=item.time_range,
+            options=item.options,
+            owner_scoped=bool(item.owner_scoped),
+            status=ExportStatus(item.status),
+            progress=int(item.progress),
+            rows_exported=None if item.rows_exported is None else int(item.rows_exported),
+            rows_total=None if item.rows_total is None else int(item.rows_total),
+            bytes=None if item.bytes is None else int(item.bytes),
+            sha256=item.sha256,
+            parts=[PartSummary.model_validate(part) for part in item.parts or []],
+            s3_key=item.s3_key,
+            file_name=item.file_name,
+            execution_arn=item.execution_arn,
+            error=JobError.model_validate(item.error) if item.error else None,
+            legal_hold=bool(item.legal_hold),
+            created_at=datetime.fromisoformat(item.created_at),
+            started_at=_parse_timestamp(item.started_at),
+            completed_at=_parse_timestamp(item.completed_at),
+            expires_at=_parse_timestamp(item.expires_at),
+        )
+
+    # ----------------------------------------------------------------- paging
+    @staticmethod
+    def _encode_cursor(key: dict[str, Any] | None, returned: int, limit: int) -> str | None:
+        if not key or returned < limit:
+            return None
+        return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+    @staticmethod
+    def _decode_cursor(cursor: str | None, must_match: dict[str, str]) -> dict[str, Any] | None:
+        """Decode a cursor and refuse one made for another caller's listing."""
+        if not cursor:
+            return None
+        try:
+            padded = cursor + "=" * (-len(cursor) % 4)
+            key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidRequest("cursor", "The cursor is not valid.") from exc
+        if not isinstance(key, dict) or any(
+            key.get(name, {}).get("S") != value for name, value in must_match.items()
+        ):
+            raise InvalidRequest("cursor", "The cursor is not valid.")
+        return key
+
+
+def _is_condition_failure(exc: UpdateError) -> bool:
+    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"

@@ -1,0 +1,31 @@
+"""Starting and stopping export executions in Step Functions."""
+
+from __future__ import annotations
+
+import json
+
+from dataexport.adapters.aws_clients import sfn_client
+
+
+class ExportWorkflow:
+    """The export state machine; one execution per job, named after the job."""
+
+    def __init__(self, state_machine_arn: str, region: str) -> None:
+        self._arn = state_machine_arn
+        self._client = sfn_client(region)
+
+    def start(self, job_id: str) -> str:
+        """Start the job's execution; starting it twice returns the same execution."""
+        client = self._client
+        try:
+            started = client.start_execution(
+                stateMachineArn=self._arn, name=job_id, input=json.dumps({"job_id": job_id})
+            )
+        except client.exceptions.ExecutionAlreadyExists:
+            return self.execution_arn(job_id)
+        return started["executionArn"]
+
+    def execution_arn(self, job_id: str) -> str:
+        # arn:aws:states:region:account:stateMachine:name -> ...:execution:name:job_id
+        prefix, _, name = self._arn.rpartition(":stateMachine:")
+        return f"{prefix}:execution:{name}:{job_id}"

@@ -1,0 +1,61 @@
+"""Routes of /v1/datasets: the catalog as the caller may use it."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path
+
+from dataexport.api.exports_routes import current_caller, export_services
+from dataexport.catalog.model import Dataset
+from dataexport.errors import DatasetNotFound
+
+router = Router()  # type: ignore[no-untyped-call]
+
+
+def dataset_view(dataset: Dataset) -> dict[str, Any]:
+    filters = {spec.column: [op.value for op in spec.operators] for spec in dataset.filters}
+    return {
+        "name": dataset.name,
+        "title": dataset.title,
+        "description": dataset.description,
+        "time_field": dataset.time_column,
+        "default_fields": dataset.default_fields or [c.name for c in dataset.columns],
+        "fields": [
+            {
+                "name": column.name,
+                "label": column.label,
+                "type": column.type.value,
+                "description": column.description,
+                "sensitive": column.sensitive.value if column.sensitive else None,
+                "filter_operators": filters.get(column.name, []),
+            }
+            for column in dataset.columns
+        ],
+        "max_span_days": dataset.max_span_days,
+    }
+
+
+def _json(body: Any) -> Response[str]:
+    return Response(
+        status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(body)
+    )
+
+
+@router.get("/v1/datasets")
+def list_datasets() -> Response[str]:
+    role = current_caller().role.value
+    catalog = export_services().catalog
+    return _json({"items": [dataset_view(d) for d in catalog.datasets() if role in d.roles]})
+
+
+@router.get("/v1/datasets/<name>")
+def get_dataset(name: Annotated[str, Path(max_length=64)]) -> Response[str]:
+    role = current_caller().role.value
+    dataset = export_services().catalog.get(name)
+    if role not in dataset.roles:
+        raise DatasetNotFound(name)  # datasets a role may not use are not shown to it
+    return _json(dataset_view(dataset))

@@ -1,0 +1,47 @@
+"""The public JSON shape of an export job (never its S3 key or execution ARN)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from dataexport.export_job import ExportJob, ExportStatus
+
+
+def _timestamp(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def job_links(job: ExportJob) -> dict[str, str]:
+    links = {"self": f"/v1/exports/{job.id}"}
+    if job.status is ExportStatus.COMPLETED:
+        links["download"] = f"/v1/exports/{job.id}/download"
+    return links
+
+
+def job_view(job: ExportJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "dataset": job.dataset,
+        "format": job.format,
+        "compression": job.compression,
+        "status": job.status.value,
+        "progress": job.progress,
+        "rows_exported": job.rows_exported,
+        "rows_total": job.rows_total,
+        "bytes": job.bytes,
+        "sha256": job.sha256,
+        "file_name": job.file_name,
+        "fields": job.fields,
+        "filters": job.filters,
+        "time_range": job.time_range,
+        "options": job.options,
+        "error": job.error.model_dump() if job.error else None,
+        "legal_hold": job.legal_hold,
+        "created_at": _timestamp(job.created_at),
+        "started_at": _timestamp(job.started_at),
+        "completed_at": _timestamp(job.completed_at),
+        "expires_at": _timestamp(job.expires_at),
+        "download_url": job_links(job).get("download"),
+        "links": job_links(job),
+    }

@@ -1,0 +1,136 @@
+"""The export job: what was asked, where it stands, where its file is.
+
+Status moves only along ALLOWED_TRANSITIONS; the job store enforces it with conditional writes, so
+a retried or late step can never move a job backwards (e.g. completed -> running).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from ulid import ULID
+
+JOB_ID_PREFIX = "exp_"
+
+
+class ExportStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    DELETED = "deleted"
+
+
+ALLOWED_TRANSITIONS: dict[ExportStatus, frozenset[ExportStatus]] = {
+    ExportStatus.QUEUED: frozenset(
+        {ExportStatus.RUNNING, ExportStatus.FAILED, ExportStatus.CANCELLED}
+    ),
+    ExportStatus.RUNNING: frozenset(
+        {ExportStatus.COMPLETED, ExportStatus.FAILED, ExportStatus.CANCELLED}
+    ),
+    ExportStatus.COMPLETED: frozenset({ExportStatus.EXPIRED, ExportStatus.DELETED}),
+    ExportStatus.FAILED: frozenset({ExportStatus.DELETED}),
+    ExportStatus.CANCELLED: frozenset({ExportStatus.DELETED}),
+    ExportStatus.EXPIRED: frozenset({ExportStatus.DELETED}),
+    ExportStatus.DELETED: frozenset(),
+}
+
+LIVE_STATUSES = frozenset({ExportStatus.QUEUED, ExportStatus.RUNNING})
+
+
+def sources_of(target: ExportStatus) -> frozenset[ExportStatus]:
+    """Every status from which `target` may be reached."""
+    return frozenset(source for source, targets in ALLOWED_TRANSITIONS.items() if target in targets)
+
+
+def new_job_id() -> str:
+    return JOB_ID_PREFIX + str(ULID())
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobError(BaseModel):
+    """A failure reason that is safe to show to the job's owner."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    message: str
+
+
+class PartSummary(BaseModel):
+    """One formatted partition, as staged in S3 before assembly."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int = Field(ge=0)
+    key: str
+    rows: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+    sha256: str
+
+
+class ExportJob(BaseModel):
+    """One export request and its progress. Row data never lives here."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    org_id: str
+    owner_id: str
+    dataset: str
+    format: str
+    compression: str = "none"
+    fields: list[str]
+    filters: list[dict[str, Any]] = Field(default_factory=list)
+    time_range: dict[str, str] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    # True when only the owner's own rows may be exported (members of owner-scoped datasets).
+    owner_scoped: bool = True
+    status: ExportStatus = ExportStatus.QUEUED
+    progress: int = Field(default=0, ge=0, le=100)
+    rows_exported: int | None = None
+    rows_total: int | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    parts: list[PartSummary] = Field(default_factory=list)
+    s3_key: str | None = None
+    file_name: str
+    execution_arn: str | None = None
+    error: JobError | None = None
+    legal_hold: bool = False
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    expires_at: datetime | None = None
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+    def is_due_for_expiry(self, now: datetime) -> bool:
+        return (
+            self.status is ExportStatus.COMPLETED
+            and not self.legal_hold
+            and self.expires_at is not None
+            and self.expires_at <= now
+        )
+
+
+def staging_prefix(job_id: str) -> str:
+    return f"staging/{job_id}/"
+
+
+def staging_key(job_id: str, index: int) -> str:
+    return f"{staging_prefix(job_id)}part-{index:05d}"
+
+
+def export_key(job: ExportJob) -> str:
+    return f"exports/{job.org_id}/{job.id}/{job.file_name}"

@@ -1,0 +1,150 @@
+"""What a user asks for, validated against the catalog and turned into an executable plan.
+
+The same resolution runs when the job is created (to refuse bad input with a 400 naming the field)
+and inside the steps (from the stored, normalised request), so both always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dataexport.catalog.loader import Catalog
+from dataexport.catalog.model import Dataset
+from dataexport.errors import DatasetNotFound, InvalidRequest, PermissionDenied
+from dataexport.filters import FilterClause, TimeWindow, parse_filters, parse_time_window
+from dataexport.formats import get_format
+from dataexport.formats.writer import FormatOptions, FormatWriter, OutputColumn
+from dataexport.identity import Caller
+from dataexport.query_builder import BoundQuery, RowScope, build_count, build_select
+
+MAX_FIELDS = 500
+MAX_FILTERS = 50
+
+LINE_ENDINGS = {"crlf": "\r\n", "lf": "\n"}
+
+
+class FilterInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(min_length=1, max_length=128)
+    op: str = Field(min_length=1, max_length=16)
+    value: Any = None
+
+
+class TimeRangeInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: str | None = Field(default=None, max_length=64)
+    end: str | None = Field(default=None, max_length=64)
+
+
+class ExportOptionsInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str = Field(default="UTC", max_length=64)
+    bom: bool = True
+    delimiter: Literal[",", ";", "\t", "|"] = ","
+    line_ending: Literal["crlf", "lf"] = "crlf"
+
+
+class ExportRequest(BaseModel):
+    """Body of POST /v1/exports."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(min_length=1, max_length=64)
+    format: str = Field(default="csv", max_length=16)
+    fields: list[str] | None = Field(default=None, max_length=MAX_FIELDS)
+    filters: list[FilterInput] = Field(default_factory=list, max_length=MAX_FILTERS)
+    time_range: TimeRangeInput | None = None
+    options: ExportOptionsInput = Field(default_factory=ExportOptionsInput)
+
+
+@dataclass(frozen=True)
+class ResolvedExport:
+    """An export request checked against the catalog: everything a step needs to run it."""
+
+    dataset: Dataset
+    fields: list[str]
+    filters: list[FilterClause]
+    window: TimeWindow
+    writer: type[FormatWriter]
+    options: FormatOptions
+
+    @property
+    def columns(self) -> list[OutputColumn]:
+        return [
+            OutputColumn(name=column.name, label=column.label, type=column.type)
+            for column in (self.dataset.column(name) for name in self.fields)
+        ]
+
+    def select(self, scope: RowScope) -> BoundQuery:
+        return build_select(self.dataset, self.fields, scope, self.filters, self.window)
+
+    def count(self, scope: RowScope) -> BoundQuery:
+        return build_count(self.dataset, scope, self.filters, self.window)
+
+
+def resolve_fields(dataset: Dataset, requested: list[str] | None) -> list[str]:
+    if not requested:
+        return list(dataset.default_fields or [column.name for column in dataset.columns])
+    known = {column.name for column in dataset.columns}
+    unknown = [name for name in requested if name not in known]
+    if unknown:
+        raise InvalidRequest(
+            "fields",
+            f"Unknown field(s) for dataset {dataset.name!r}: {', '.join(unknown)}.",
+            {"unknown": unknown},
+        )
+    duplicates = sorted({name for name in requested if requested.count(name) > 1})
+    if duplicates:
+        raise InvalidRequest("fields", f"Field(s) listed twice: {', '.join(duplicates)}.")
+    return list(requested)
+
+
+def resolve_options(raw: ExportOptionsInput) -> FormatOptions:
+    try:
+        timezone = ZoneInfo(raw.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidRequest(
+            "options.timezone", f"Unknown IANA time zone {raw.timezone!r}."
+        ) from None
+    return FormatOptions(
+        timezone=timezone,
+        bom=raw.bom,
+        delimiter=raw.delimiter,
+        line_ending=LINE_ENDINGS[raw.line_ending],
+    )
+
+
+def resolve_export(
+    request: ExportRequest, catalog: Catalog, caller: Caller | None = None
+) -> ResolvedExport:
+    """Check a request against the catalog (and the caller's role when given).
+
+    Raises InvalidRequest naming the bad field. The steps call it without a caller: the role was
+    checked when the job was created.
+    """
+    try:
+        dataset = catalog.get(request.dataset)
+    except DatasetNotFound as exc:
+        raise InvalidRequest("dataset", exc.message, exc.detail) from None
+    if caller is not None and caller.role.value not in dataset.roles:
+        raise PermissionDenied(
+            f"Your role may not export the dataset {request.dataset!r}.",
+            {"dataset": request.dataset},
+        )
+    return ResolvedExport(
+        dataset=dataset,
+        fields=resolve_fields(dataset, request.fields),
+        filters=parse_filters([item.model_dump() for item in request.filters], dataset),
+        window=parse_time_window(
+            request.time_range.model_dump() if request.time_range else None, dataset
+        ),
+        writer=get_format(request.format),
+        options=resolve_options(request.options),
+    )

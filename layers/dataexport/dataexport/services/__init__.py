@@ -1,0 +1,1 @@
+"""Use cases: what the API and the export steps do, independent of events and HTTP."""
