@@ -1,0 +1,611 @@
+"""AWS for the local runtime: moto's server in this process, resources created from the template.
+
+`LocalAws` starts a ThreadedMotoServer, points this process at it (AWS_ENDPOINT_URL, test
+credentials, region, MOTO_PORT for moto's Step Functions interpreter), turns on real state machine
+execution and Docker-less Lambda, and creates what template.yaml declares: DynamoDB tables, S3
+buckets and their policies, Secrets Manager secrets, Lambda functions (dispatched in-process to the
+real handlers) and state machines (DefinitionUri with DefinitionSubstitutions). Finally it sets the
+union of the functions' resolved environments in os.environ, so the handlers run with their real
+configuration. EventBridge rules and schedules are not fired by moto; a scheduler reading the
+template's Schedule events would be another component beside this one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import secrets
+import socket
+import string
+import threading
+import urllib.request
+import zipfile
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+import boto3
+
+from dataexport_local.lambda_dispatch import LambdaDispatcher
+from dataexport_local.template import (
+    DEFAULT_STACK_NAME,
+    DEFAULT_TEMPLATE_PATH,
+    REGION,
+    BucketSpec,
+    PhysicalResource,
+    SamTemplate,
+    TableSpec,
+    TemplateError,
+    plan_physical_resources,
+    read_template_document,
+    resolve_template,
+)
+
+logger = logging.getLogger(__name__)
+
+LOCALHOST: Final = "127.0.0.1"
+TEST_ACCESS_KEY_ID: Final = "testing"
+TEST_SECRET_ACCESS_KEY: Final = "testing"  # noqa: S105 - moto's conventional dummy credential
+MOTO_CONFIG: Final[dict[str, dict[str, bool]]] = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+}
+# Variables that could send a call to a real AWS account while the runtime is active.
+_CLEARED_VARIABLES: Final = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+)
+_EXECUTION_ROLE_TRUST: Final = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+class LocalAwsError(RuntimeError):
+    """The local AWS cannot be started as asked."""
+
+
+class EnvironmentPatch:
+    """Changes to os.environ that can be undone exactly (values set and removed, restored)."""
+
+    def __init__(self) -> None:
+        self._saved: dict[str, str | None] = {}
+
+    def set(self, values: Mapping[str, str]) -> None:
+        for name, value in values.items():
+            self._saved.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def remove(self, *names: str) -> None:
+        for name in names:
+            self._saved.setdefault(name, os.environ.get(name))
+            os.environ.pop(name, None)
+
+    def restore(self) -> None:
+        for name, value in self._saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved.clear()
+
+
+class _ProcessSlot:
+    """Only one LocalAws per process: the environment and moto's state are process-wide."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: object | None = None
+        # The moto port is kept for the process: clients cached by code that ran against a
+        # previous LocalAws (boto3, pynamodb, Powertools) still reach the current one.
+        self.last_port: int | None = None
+
+    def acquire(self, owner: object) -> None:
+        with self._lock:
+            if self._owner is not None:
+                raise LocalAwsError(
+                    "A LocalRuntime (LocalAws) is already active in this process; environment "
+                    "variables and moto are process-wide, so stop it before starting another"
+                )
+            self._owner = owner
+
+    def release(self, owner: object) -> None:
+        with self._lock:
+            if self._owner is owner:
+                self._owner = None
+
+
+_slot = _ProcessSlot()
+
+
+def free_port(host: str = LOCALHOST) -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _port_is_free(port: int, host: str = LOCALHOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+@contextmanager
+def _moto_user_config() -> Iterator[None]:
+    """moto's process-wide config set for the runtime, and given back afterwards.
+
+    The server runs in this process, so this is the dict `/moto-api/config` would change; setting
+    it here also lets us restore what it was.
+    """
+    from moto.core.config import default_user_config  # noqa: PLC0415 - moto is heavy
+
+    config: dict[str, Any] = default_user_config  # type: ignore[assignment]
+    saved = {key: config.get(key) for key in MOTO_CONFIG}
+    for key, wanted in MOTO_CONFIG.items():
+        config[key] = dict(wanted)
+    try:
+        yield
+    finally:
+        for key, previous in saved.items():
+            if previous is None:
+                config.pop(key, None)
+            else:
+                config[key] = previous
+
+
+class LocalAws:
+    """moto's AWS with the template's resources; handlers dispatched in-process.
+
+    Use as a context manager, or call `start()` and `close()`. `parameter_secrets` creates a
+    secret per named parameter (value: its SecretString) and passes the secret's ARN as that
+    parameter (e.g. DatabaseSecretArn); `secret_values` gives template secrets a known value by
+    logical id (e.g. the token signing key); other secrets get their SecretString or a random one.
+    """
+
+    def __init__(
+        self,
+        template_path: Path = DEFAULT_TEMPLATE_PATH,
+        *,
+        parameters: Mapping[str, str] | None = None,
+        parameter_secrets: Mapping[str, str] | None = None,
+        secret_values: Mapping[str, str] | None = None,
+        environment: Mapping[str, str] | None = None,
+        stack_name: str = DEFAULT_STACK_NAME,
+        port: int = 0,
+    ) -> None:
+        self.template_path = template_path.resolve()
+        self.stack_name = stack_name
+        self._parameters = dict(parameters or {})
+        self._parameter_secrets = dict(parameter_secrets or {})
+        self._secret_values = dict(secret_values or {})
+        self._extra_environment = dict(environment or {})
+        self._requested_port = port
+        self._environment = EnvironmentPatch()
+        self._resources = ExitStack()
+        self._template: SamTemplate | None = None
+        self._dispatcher: LambdaDispatcher | None = None
+        self.port = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> LocalAws:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> LocalAws:
+        """Start moto, create the template's resources and set the process environment."""
+        _slot.acquire(self)
+        # Undone in reverse order by close().
+        self._resources.callback(_slot.release, self)
+        self._resources.callback(self._environment.restore)
+        try:
+            self._start_server()
+            self._reset_moto()
+            template = self._create_resources()
+            self._template = template
+            dispatcher = LambdaDispatcher(template.functions)
+            dispatcher.install()
+            self._resources.callback(dispatcher.uninstall)
+            self._dispatcher = dispatcher
+            self._resources.callback(self.stop_running_executions)
+            self._environment.set(self._function_environment(template))
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Stop running executions, the hook and the server; restore the environment."""
+        self._resources.close()
+
+    # ------------------------------------------------------------------ accessors
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{LOCALHOST}:{self.port}"
+
+    @property
+    def template(self) -> SamTemplate:
+        if self._template is None:
+            raise LocalAwsError("LocalAws is not started")
+        return self._template
+
+    @property
+    def dispatcher(self) -> LambdaDispatcher:
+        if self._dispatcher is None:
+            raise LocalAwsError("LocalAws is not started")
+        return self._dispatcher
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for `service` on the moto server."""
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=TEST_ACCESS_KEY_ID,
+            aws_secret_access_key=TEST_SECRET_ACCESS_KEY,
+        )
+
+    def stop_running_executions(self) -> int:
+        """Stop every running execution (a Wait of days would otherwise outlive the runtime)."""
+        sfn = self.client("stepfunctions")
+        stopped = 0
+        for machine in self.template.state_machines:
+            paginator = sfn.get_paginator("list_executions")
+            for page in paginator.paginate(stateMachineArn=machine.arn, statusFilter="RUNNING"):
+                for execution in page["executions"]:
+                    sfn.stop_execution(executionArn=execution["executionArn"])
+                    stopped += 1
+        return stopped
+
+    # ------------------------------------------------------------------ moto server
+
+    def _start_server(self) -> None:
+        from moto.server import ThreadedMotoServer  # noqa: PLC0415 - moto is heavy
+
+        port = self._requested_port
+        if not port:
+            reused = _slot.last_port
+            port = reused if reused and _port_is_free(reused) else free_port()
+        elif not _port_is_free(port):
+            raise LocalAwsError(f"Port {port} is in use; cannot start the moto server there")
+        # werkzeug logs every request of the moto server; keep the console for the handlers.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._resources.enter_context(_moto_user_config())
+        server = ThreadedMotoServer(ip_address=LOCALHOST, port=port, verbose=False)
+        server.start()
+        self._resources.callback(server.stop)
+        self.port = port
+        _slot.last_port = port
+        self._environment.remove(*_CLEARED_VARIABLES)
+        self._environment.set(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
+                "AWS_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                # moto's Step Functions interpreter calls Lambda at localhost:$MOTO_PORT.
+                "MOTO_PORT": str(port),
+            }
+        )
+
+    def _reset_moto(self) -> None:
+        """Forget resources of an earlier LocalAws of this process (moto's state is global)."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310 - our own http endpoint
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            response.read()
+
+    # ------------------------------------------------------------------ resources
+
+    def _create_resources(self) -> SamTemplate:
+        document = read_template_document(self.template_path)
+        parameters = dict(self._parameters)
+        clash = sorted(set(parameters) & set(self._parameter_secrets))
+        if clash:
+            raise LocalAwsError(f"Parameter(s) {', '.join(clash)} are set by the local runtime")
+        for parameter, secret_string in self._parameter_secrets.items():
+            parameters[parameter] = self._create_secret(
+                f"{self.stack_name}-{parameter}", secret_string, f"Local value of {parameter}"
+            )
+
+        physical = plan_physical_resources(document, self.stack_name)
+        planned = resolve_template(
+            self.template_path,
+            parameters,
+            physical=physical,
+            stack_name=self.stack_name,
+            document=document,
+        )
+        unknown = sorted(
+            set(self._secret_values) - {secret.logical_id for secret in planned.secrets}
+        )
+        if unknown:
+            raise TemplateError(f"The template has no secret(s) {', '.join(unknown)}")
+        for secret in planned.secrets:
+            arn = self._create_secret(
+                secret.name,
+                self._secret_value(secret.logical_id, secret.properties),
+                str(secret.properties.get("Description", secret.logical_id)),
+            )
+            physical[secret.logical_id] = PhysicalResource(arn, {"Id": arn}, secret.name)
+
+        template = resolve_template(
+            self.template_path,
+            parameters,
+            physical=physical,
+            stack_name=self.stack_name,
+            document=document,
+        )
+        for table in template.tables:
+            self._create_table(table)
+        for bucket in template.buckets:
+            self._create_bucket(bucket)
+        s3 = self.client("s3")
+        for policy in template.bucket_policies:
+            document = enforceable_policy(policy.policy_document)
+            if document["Statement"]:
+                s3.put_bucket_policy(Bucket=policy.bucket, Policy=json.dumps(document))
+        role_arn = self._create_execution_role()
+        self._create_functions(template, role_arn)
+        sfn = self.client("stepfunctions")
+        for machine in template.state_machines:
+            sfn.create_state_machine(
+                name=machine.name,
+                definition=json.dumps(machine.definition()),
+                roleArn=role_arn,
+                type=machine.type,
+            )
+        return template
+
+    def _secret_value(self, logical_id: str, properties: Mapping[str, Any]) -> str:
+        if logical_id in self._secret_values:
+            return self._secret_values[logical_id]
+        if "SecretString" in properties:
+            return str(properties["SecretString"])
+        generate = properties.get("GenerateSecretString") or {}
+        template_string = generate.get("SecretStringTemplate")
+        # Letters and digits satisfy every Exclude* option CloudFormation offers.
+        alphabet = string.ascii_letters + string.digits
+        length = int(generate.get("PasswordLength", 32))
+        generated = "".join(secrets.choice(alphabet) for _ in range(length))
+        if template_string and generate.get("GenerateStringKey"):
+            value = json.loads(str(template_string))
+            value[str(generate["GenerateStringKey"])] = generated
+            return json.dumps(value)
+        return generated
+
+    def _create_secret(self, name: str, secret_string: str, description: str) -> str:
+        created = self.client("secretsmanager").create_secret(
+            Name=name, SecretString=secret_string, Description=description
+        )
+        return str(created["ARN"])
+
+    def _create_table(self, table: TableSpec) -> None:
+        dynamodb = self.client("dynamodb")
+        dynamodb.create_table(**create_table_request(table))
+        ttl = table.properties.get("TimeToLiveSpecification")
+        if ttl:
+            dynamodb.update_time_to_live(
+                TableName=table.name,
+                TimeToLiveSpecification={
+                    "Enabled": bool(ttl.get("Enabled", False)),
+                    "AttributeName": str(ttl["AttributeName"]),
+                },
+            )
+        recovery = table.properties.get("PointInTimeRecoverySpecification")
+        if recovery:
+            dynamodb.update_continuous_backups(
+                TableName=table.name,
+                PointInTimeRecoverySpecification={
+                    "PointInTimeRecoveryEnabled": bool(recovery.get("PointInTimeRecoveryEnabled"))
+                },
+            )
+
+    def _create_bucket(self, bucket: BucketSpec) -> None:
+        s3 = self.client("s3")
+        props = bucket.properties
+        s3.create_bucket(Bucket=bucket.name)
+        if "PublicAccessBlockConfiguration" in props:
+            s3.put_public_access_block(
+                Bucket=bucket.name,
+                PublicAccessBlockConfiguration=dict(props["PublicAccessBlockConfiguration"]),
+            )
+        encryption = (props.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration")
+        if encryption:
+            s3.put_bucket_encryption(
+                Bucket=bucket.name,
+                ServerSideEncryptionConfiguration={
+                    "Rules": [encryption_rule(rule) for rule in encryption]
+                },
+            )
+        if "OwnershipControls" in props:
+            s3.put_bucket_ownership_controls(
+                Bucket=bucket.name, OwnershipControls=dict(props["OwnershipControls"])
+            )
+        if "VersioningConfiguration" in props:
+            s3.put_bucket_versioning(
+                Bucket=bucket.name,
+                VersioningConfiguration={"Status": props["VersioningConfiguration"]["Status"]},
+            )
+        rules = (props.get("LifecycleConfiguration") or {}).get("Rules")
+        if rules:
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=bucket.name,
+                LifecycleConfiguration={"Rules": [lifecycle_rule(rule) for rule in rules]},
+            )
+        cors = (props.get("CorsConfiguration") or {}).get("CorsRules")
+        if cors:
+            s3.put_bucket_cors(
+                Bucket=bucket.name,
+                CORSConfiguration={"CORSRules": [cors_rule(rule) for rule in cors]},
+            )
+        if props.get("Tags"):
+            s3.put_bucket_tagging(Bucket=bucket.name, Tagging={"TagSet": list(props["Tags"])})
+
+    def _create_execution_role(self) -> str:
+        created = self.client("iam").create_role(
+            RoleName=f"{self.stack_name}-local-execution-role",
+            AssumeRolePolicyDocument=json.dumps(_EXECUTION_ROLE_TRUST),
+        )
+        return str(created["Role"]["Arn"])
+
+    def _create_functions(self, template: SamTemplate, role_arn: str) -> None:
+        lambda_client = self.client("lambda")
+        code = _placeholder_zip()
+        for function in template.functions:
+            lambda_client.create_function(
+                FunctionName=function.name,
+                Runtime=function.runtime,
+                Role=role_arn,
+                Handler=function.handler,
+                Code={"ZipFile": code},
+                Timeout=function.timeout_seconds,
+                MemorySize=function.memory_mb,
+                Environment={"Variables": dict(function.environment)},
+                Description=f"{function.logical_id} (runs in-process from {function.code_dir})",
+            )
+
+    def _function_environment(self, template: SamTemplate) -> dict[str, str]:
+        union = template.environment()
+        clash = sorted(name for name in self._extra_environment if name in union)
+        if clash:
+            raise LocalAwsError(
+                f"Environment variable(s) {', '.join(clash)} come from the template; "
+                "change them through template parameters instead"
+            )
+        return {**union, **self._extra_environment}
+
+
+def create_table_request(table: TableSpec) -> dict[str, Any]:
+    """DynamoDB CreateTable arguments from an AWS::DynamoDB::Table's properties."""
+    props = table.properties
+    request: dict[str, Any] = {
+        "TableName": table.name,
+        "AttributeDefinitions": list(props["AttributeDefinitions"]),
+        "KeySchema": list(props["KeySchema"]),
+        "BillingMode": str(props.get("BillingMode", "PROVISIONED")),
+    }
+    for key in ("ProvisionedThroughput", "TableClass", "DeletionProtectionEnabled"):
+        if key in props:
+            request[key] = props[key]
+    for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        if key in props:
+            request[key] = [
+                {
+                    name: value
+                    for name, value in index.items()
+                    if name != "ContributorInsightsSpecification"
+                }
+                for index in props[key]
+            ]
+    if "StreamSpecification" in props:
+        request["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+    sse = props.get("SSESpecification")
+    if sse:
+        request["SSESpecification"] = {
+            "Enabled": bool(sse.get("SSEEnabled", False)),
+            **{key: sse[key] for key in ("SSEType", "KMSMasterKeyId") if key in sse},
+        }
+    if props.get("Tags"):
+        request["Tags"] = list(props["Tags"])
+    return request
+
+
+def enforceable_policy(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The bucket policy without the statements that have a Condition.
+
+    moto ignores conditions, so a conditional Deny (e.g. aws:SecureTransport false, which every
+    local plain-HTTP request would match anyway) would deny everything; those statements are
+    left out locally and logged.
+    """
+    statements = document.get("Statement") or []
+    if isinstance(statements, dict):
+        statements = [statements]
+    kept = [statement for statement in statements if "Condition" not in statement]
+    for statement in statements:
+        if "Condition" in statement:
+            logger.info("Bucket policy statement %s is not applied locally", statement.get("Sid"))
+    return {**document, "Statement": kept}
+
+
+def lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """An S3 API lifecycle rule from CloudFormation's shape of it."""
+    converted: dict[str, Any] = {"Status": rule["Status"]}
+    if "Id" in rule:
+        converted["ID"] = rule["Id"]
+    converted["Filter"] = {"Prefix": rule.get("Prefix", "")}
+    expiration = {
+        api_key: rule[cfn_key]
+        for cfn_key, api_key in (("ExpirationInDays", "Days"), ("ExpirationDate", "Date"))
+        if cfn_key in rule
+    }
+    if "ExpiredObjectDeleteMarker" in rule:
+        expiration["ExpiredObjectDeleteMarker"] = rule["ExpiredObjectDeleteMarker"]
+    if expiration:
+        converted["Expiration"] = expiration
+    if "AbortIncompleteMultipartUpload" in rule:
+        converted["AbortIncompleteMultipartUpload"] = dict(rule["AbortIncompleteMultipartUpload"])
+    if "NoncurrentVersionExpirationInDays" in rule:
+        converted["NoncurrentVersionExpiration"] = {
+            "NoncurrentDays": rule["NoncurrentVersionExpirationInDays"]
+        }
+    ignored = set(rule) - {
+        "Id",
+        "Status",
+        "Prefix",
+        "ExpirationInDays",
+        "ExpirationDate",
+        "ExpiredObjectDeleteMarker",
+        "AbortIncompleteMultipartUpload",
+        "NoncurrentVersionExpirationInDays",
+    }
+    if ignored:
+        logger.info("Lifecycle rule %s: %s not applied locally", rule.get("Id"), sorted(ignored))
+    return converted
+
+
+def encryption_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """An S3 API default-encryption rule from CloudFormation's shape of it."""
+    renamed = {"ServerSideEncryptionByDefault": "ApplyServerSideEncryptionByDefault"}
+    return {renamed.get(key, key): value for key, value in rule.items()}
+
+
+def cors_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """An S3 API CORS rule from CloudFormation's shape of it."""
+    renamed = {"Id": "ID", "MaxAge": "MaxAgeSeconds"}
+    return {renamed.get(key, key): value for key, value in rule.items()}
+
+
+def _placeholder_zip() -> bytes:
+    """Code for moto's create_function; the dispatcher runs the real handler instead."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(
+            "app.py", "def lambda_handler(event, context):\n    raise NotImplementedError\n"
+        )
+    return buffer.getvalue()

@@ -1,0 +1,441 @@
+"""`dataexport-local`: serve the product locally, seed demo data, mint tokens, run the demo.
+
+    dataexport-local serve [--port 3000] [--seed-rows N] [--parameter Key=Value ...]
+    dataexport-local seed [--rows 20000]
+    dataexport-local token --sub usr_acme_01 --org org_acme [--role member] [--ttl 3600]
+    dataexport-local demo [--rows 20000] [--out exports/<file>]
+
+Tokens are signed with LOCAL_TOKEN_SECRET, or the documented development key when it is unset,
+so a token printed by `token` works against a `serve` running in another terminal.
+`DATABASE_URL` selects your own PostgreSQL instead of the embedded one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final
+
+from dataexport_local.postgres import (
+    DEFAULT_DATA_DIR,
+    LocalDatabase,
+    database_from_environment,
+    has_demo_data,
+    seed_demo_data,
+)
+from dataexport_local.runtime import LocalRuntime
+from dataexport_local.tokens import DEFAULT_TTL_SECONDS, mint_token
+
+DEFAULT_SERVE_PORT: Final = 3000
+DEFAULT_SEED_ROWS: Final = 20_000
+DEMO_DEADLINE_SECONDS: Final = 180.0
+DEMO_POLL_SECONDS: Final = 0.25
+DEMO_EXPORTS_DIR: Final = Path("exports")
+DEMO_STATUS_CODE_AT_LEAST: Final = 400
+DEMO_DAYS: Final = 30
+
+
+class DemoFailed(Exception):
+    """A step of the demo did not do what it should; the message says which and why."""
+
+
+# ---------------------------------------------------------------------------- arguments
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    name, separator, value = text.partition("=")
+    if not separator or not name:
+        raise argparse.ArgumentTypeError(f"expected Key=Value, got {text!r}")
+    return name, value
+
+
+def _permissions(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `dataexport-local`."""
+    parser = argparse.ArgumentParser(
+        prog="dataexport-local",
+        description="dataexport on this machine: moto for AWS, embedded PostgreSQL, local API.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def database_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--data-dir",
+            type=Path,
+            default=None,
+            help=f"embedded PostgreSQL data directory (default {DEFAULT_DATA_DIR}); "
+            "ignored when DATABASE_URL is set",
+        )
+
+    serve = commands.add_parser("serve", help="run the API locally until Ctrl-C")
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT") or DEFAULT_SERVE_PORT),
+        help="API port (default: $PORT or 3000)",
+    )
+    serve.add_argument(
+        "--seed-rows",
+        type=int,
+        default=None,
+        help="replace the demo usage logs with N rows first "
+        f"(default: seed {DEFAULT_SEED_ROWS} only if the database has no demo data)",
+    )
+    serve.add_argument(
+        "--parameter",
+        type=_parameter,
+        action="append",
+        default=[],
+        metavar="Key=Value",
+        help="template parameter override, e.g. ExportRetentionSeconds=600 (repeatable)",
+    )
+    database_options(serve)
+
+    seed = commands.add_parser("seed", help="create the demo schema and seed usage logs")
+    seed.add_argument("--rows", type=int, default=DEFAULT_SEED_ROWS)
+    database_options(seed)
+
+    token = commands.add_parser("token", help="print a bearer token for the local authorizer")
+    token.add_argument("--sub", required=True, help="user id (the token's subject)")
+    token.add_argument("--org", required=True, help="tenant (organisation) id")
+    token.add_argument("--role", default="member", choices=["member", "admin", "operator"])
+    token.add_argument(
+        "--permissions",
+        type=_permissions,
+        default=["DATA_EXPORT"],
+        help="comma-separated permissions (default DATA_EXPORT; '' for none)",
+    )
+    token.add_argument("--ttl", type=int, default=DEFAULT_TTL_SECONDS, help="lifetime in seconds")
+
+    demo = commands.add_parser("demo", help="run one real export end to end and check it")
+    demo.add_argument("--rows", type=int, default=DEFAULT_SEED_ROWS, help="usage logs to seed")
+    demo.add_argument("--out", type=Path, default=None, help="where to write the file")
+    demo.add_argument("--port", type=int, default=0, help="API port (default: any free port)")
+    demo.add_argument("--timeout", type=float, default=DEMO_DEADLINE_SECONDS)
+    database_options(demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `dataexport-local` console script; returns the exit status."""
+    arguments = build_parser().parse_args(argv)
+    _configure_logging(logging.INFO if arguments.command == "serve" else logging.WARNING)
+    commands = {"serve": serve, "seed": seed, "token": token, "demo": demo}
+    try:
+        return commands[arguments.command](arguments)
+    except DemoFailed as exc:
+        print(f"demo FAILED: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        logging.getLogger(__name__).debug("dataexport-local failed", exc_info=True)
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _configure_logging(level: int) -> None:
+    """Warnings from libraries; the runtime's own lines (API requests) at `level`.
+
+    The runtime's logger gets its own handler: Powertools' Logger(service="dataexport") adds a
+    filter to the root handlers that drops every logger whose name starts with "dataexport".
+    """
+    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=logging.WARNING, format=log_format)
+    runtime_logger = logging.getLogger("dataexport_local")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(log_format))
+    runtime_logger.addHandler(handler)
+    runtime_logger.setLevel(level)
+    runtime_logger.propagate = False
+
+
+def _database(arguments: argparse.Namespace) -> LocalDatabase:
+    return database_from_environment(data_dir=arguments.data_dir)
+
+
+# ---------------------------------------------------------------------------- serve
+
+
+def serve(arguments: argparse.Namespace) -> int:
+    """Run the API with moto and PostgreSQL until Ctrl-C (or SIGTERM)."""
+    from dataexport_local.demo_data import DEMO_USERS  # noqa: PLC0415 - demo data is optional
+
+    database = _database(arguments)
+    database.start()
+    try:
+        seed_rows = arguments.seed_rows
+        if seed_rows is None and not has_demo_data(database):
+            seed_rows = DEFAULT_SEED_ROWS
+            print(f"The database has no demo data yet: seeding {seed_rows} usage logs.")
+        parameters = dict(arguments.parameter)
+        with LocalRuntime(parameters, arguments.port, database, seed_rows) as runtime:
+            member, admin = DEMO_USERS[0], DEMO_USERS[1]
+            member_token = runtime.token(member.user_id, member.org_id, "member")
+            admin_token = runtime.token(admin.user_id, admin.org_id, "admin")
+            print(
+                "\n".join(
+                    [
+                        f"dataexport API   {runtime.api_url}/v1  (also {runtime.stage_url}/v1)",
+                        f"AWS (moto)       {runtime.aws_endpoint}",
+                        f"PostgreSQL       {database.admin_settings.describe()}",
+                        f"started in       {runtime.startup_seconds:.1f} s",
+                        "",
+                        f"member token ({member.user_id}, {member.org_id}):",
+                        member_token,
+                        f"admin token ({admin.user_id}, {admin.org_id}):",
+                        admin_token,
+                        "",
+                        "try:",
+                        f"  TOKEN={member_token}",
+                        f"  curl -s {runtime.api_url}/v1/datasets"
+                        ' -H "Authorization: Bearer $TOKEN"',
+                        "",
+                        "Ctrl-C to stop.",
+                    ]
+                ),
+                flush=True,
+            )
+            _wait_for_interrupt()
+    finally:
+        database.stop()
+    print("stopped.")
+    return 0
+
+
+def _wait_for_interrupt() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    # Explicit handlers: a shell may start a background job with SIGINT ignored.
+    previous = {
+        number: signal.signal(number, on_signal) for number in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+# ---------------------------------------------------------------------------- seed and token
+
+
+def seed(arguments: argparse.Namespace) -> int:
+    """Create the demo schema and replace the usage logs with `--rows` generated rows."""
+    database = _database(arguments)
+    database.start()
+    try:
+        started = time.monotonic()
+        inserted = seed_demo_data(database, arguments.rows)
+        print(
+            f"Seeded {inserted} usage logs into {database.admin_settings.describe()} "
+            f"in {time.monotonic() - started:.1f} s."
+        )
+    finally:
+        database.stop()
+    return 0
+
+
+def token(arguments: argparse.Namespace) -> int:
+    """Print a bearer token (only the token, so `TOKEN=$(dataexport-local token ...)` works)."""
+    print(
+        mint_token(
+            arguments.sub,
+            arguments.org,
+            arguments.role,
+            arguments.permissions,
+            ttl_seconds=arguments.ttl,
+        )
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------- demo
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise DemoFailed(
+                f"expected JSON, got HTTP {self.status}: {self.body[:200]!r}"
+            ) from None
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """The demo checks the API's 302 itself instead of following it."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_http = urllib.request.build_opener(_NoRedirects)
+
+
+def _request(method: str, url: str, token: str | None = None, body: Any = None) -> _Answer:
+    headers = {"Accept": "application/json"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - local http
+    try:
+        with _http.open(request, timeout=60) as response:
+            return _Answer(response.status, dict(response.headers), response.read())
+    except urllib.error.HTTPError as error:
+        return _Answer(error.code, dict(error.headers), error.read())
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def demo(arguments: argparse.Namespace) -> int:
+    """Seed, export over HTTP, wait for the state machine, download, and count the rows."""
+    from dataexport_local.demo_data import DEMO_USERS  # noqa: PLC0415 - demo data is optional
+
+    user = DEMO_USERS[0]
+    database = _database(arguments)
+    database.start()
+    try:
+        print(f"Starting the local runtime and seeding {arguments.rows} usage logs...", flush=True)
+        # WARNING keeps the handlers' INFO logs off the demo's output (LogLevel is a parameter).
+        with LocalRuntime(
+            {"LogLevel": "WARNING"}, arguments.port, database, arguments.rows
+        ) as runtime:
+            print(f"Runtime up in {runtime.startup_seconds:.1f} s: API {runtime.api_url}/v1")
+            return _run_demo_export(runtime, user.user_id, user.org_id, arguments)
+    finally:
+        database.stop()
+
+
+def _run_demo_export(
+    runtime: LocalRuntime, user_id: str, org_id: str, arguments: argparse.Namespace
+) -> int:
+    token = runtime.token(user_id, org_id, "member")
+    end = datetime.now(UTC).replace(microsecond=0)
+    start = end - timedelta(days=DEMO_DAYS)
+    request = {
+        "dataset": "usage_logs",
+        "format": "csv",
+        "filters": [{"field": "status_code", "op": "gte", "value": DEMO_STATUS_CODE_AT_LEAST}],
+        "time_range": {"start": _iso(start), "end": _iso(end)},
+        "options": {"timezone": "Europe/Berlin"},
+    }
+    print(
+        f"As {user_id} ({org_id}, member): CSV of usage_logs with status_code >= "
+        f"{DEMO_STATUS_CODE_AT_LEAST} from {_iso(start)} to {_iso(end)}"
+    )
+    created = _request("POST", f"{runtime.api_url}/v1/exports", token, request)
+    if created.status != 202:
+        raise DemoFailed(f"POST /v1/exports answered {created.status}: {created.body[:500]!r}")
+    job_id = str(created.json()["id"])
+    print(f"Created export {job_id}; waiting for the state machine...", flush=True)
+
+    job = _wait_for_job(runtime.api_url, token, job_id, arguments.timeout)
+    redirect = _request("GET", f"{runtime.api_url}/v1/exports/{job_id}/download", token)
+    if redirect.status != 302 or "Location" not in redirect.headers:
+        raise DemoFailed(f"GET /download answered {redirect.status}: {redirect.body[:500]!r}")
+    download = _request("GET", redirect.headers["Location"])
+    if download.status != 200:
+        raise DemoFailed(f"the presigned URL answered {download.status}: {download.body[:300]!r}")
+
+    file_name = Path(str(job.get("file_name") or f"{job_id}.csv")).name
+    path = arguments.out or DEMO_EXPORTS_DIR / file_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(download.body)
+
+    rows_in_file = count_csv_rows(download.body)
+    rows_in_database = _count_matching_rows(runtime, org_id, user_id, start, end)
+    print(f"File:               {path.resolve()} ({len(download.body)} bytes)")
+    print(f"Rows in the file:   {rows_in_file}")
+    print(f"SELECT count(*):    {rows_in_database}")
+    print(f"Job rows_exported:  {job.get('rows_exported')}")
+    if rows_in_file != rows_in_database or job.get("rows_exported") != rows_in_database:
+        raise DemoFailed("the exported row count differs from PostgreSQL's count")
+    print("OK: the export holds exactly the rows PostgreSQL counts for the same filter.")
+    return 0
+
+
+def _wait_for_job(api_url: str, token: str, job_id: str, timeout: float) -> dict[str, Any]:
+    """Poll the job until it completes; fail with its error, or at the deadline."""
+    deadline = time.monotonic() + timeout
+    status = "unknown"
+    while time.monotonic() < deadline:
+        answer = _request("GET", f"{api_url}/v1/exports/{job_id}", token)
+        if answer.status != 200:
+            raise DemoFailed(
+                f"GET /v1/exports/{job_id} answered {answer.status}: {answer.body[:500]!r}"
+            )
+        job: dict[str, Any] = answer.json()
+        status = str(job.get("status"))
+        if status == "completed":
+            return job
+        if status in ("failed", "cancelled", "expired", "deleted"):
+            raise DemoFailed(f"export {job_id} ended {status}: {json.dumps(job.get('error'))}")
+        time.sleep(DEMO_POLL_SECONDS)
+    raise DemoFailed(f"export {job_id} still {status} after {timeout:.0f} s")
+
+
+def count_csv_rows(body: bytes) -> int:
+    """Data rows of a CSV file (header excluded; a UTF-8 BOM and quoted newlines handled)."""
+    reader = csv.reader(io.StringIO(body.decode("utf-8-sig"), newline=""))
+    return max(0, sum(1 for _ in reader) - 1)
+
+
+def _count_matching_rows(
+    runtime: LocalRuntime, org_id: str, user_id: str, start: datetime, end: datetime
+) -> int:
+    """The same filter in SQL, run as the superuser: a member sees their own rows of their
+    tenant, status_code >= 400, created_at in [start, end)."""
+    connection = runtime.database.connect()
+    try:
+        rows = connection.run(
+            "SELECT count(*) FROM demo.usage_logs"
+            " WHERE org_id = :org_id AND user_id = :user_id"
+            " AND status_code >= :status_code"
+            " AND created_at >= :start AND created_at < :end",
+            org_id=org_id,
+            user_id=user_id,
+            status_code=DEMO_STATUS_CODE_AT_LEAST,
+            start=start,
+            end=end,
+        )
+        return int(rows[0][0])
+    finally:
+        connection.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

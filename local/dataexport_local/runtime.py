@@ -1,0 +1,241 @@
+"""The whole product on a laptop: PostgreSQL, moto's AWS from template.yaml, and the HTTP API.
+
+    with LocalRuntime(seed_rows=20_000) as runtime:
+        token = runtime.token("usr_acme_01", "org_acme")
+        # POST {runtime.api_url}/v1/exports with "Authorization: Bearer {token}"
+
+`api_url` is `http://127.0.0.1:<port>` (routes at `/v1/...`); `stage_url` adds the template's
+stage (`/dev/v1/...`), as API Gateway's invoke URL has it. Both are served.
+
+Only one LocalRuntime may be active per process: the handlers read their configuration from the
+process environment, which the runtime sets (and restores on exit).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from dataexport_local.api_gateway import LocalApiGateway
+from dataexport_local.aws import LocalAws
+from dataexport_local.lambda_dispatch import Invocation
+from dataexport_local.postgres import LocalDatabase, database_from_environment, seed_demo_data
+from dataexport_local.template import (
+    ACCOUNT_ID,
+    DEFAULT_STACK_NAME,
+    DEFAULT_TEMPLATE_PATH,
+    REGION,
+    SamTemplate,
+    StateMachineSpec,
+)
+from dataexport_local.tokens import (
+    DEFAULT_PERMISSIONS,
+    DEFAULT_TTL_SECONDS,
+    TOKEN_SECRET_LOGICAL_ID,
+    local_signing_key,
+    mint_token,
+)
+
+# The template parameter that names the application database's secret.
+DATABASE_SECRET_PARAMETER: Final = "DatabaseSecretArn"  # noqa: S105 - a parameter name
+
+
+class RuntimeAlreadyActive(RuntimeError):
+    """A second LocalRuntime was started while one is active in this process."""
+
+
+_active_lock = threading.Lock()
+_active: list[LocalRuntime] = []
+
+
+class LocalRuntime:
+    """PostgreSQL + moto + the local API Gateway, composed; a context manager.
+
+    parameters: template parameter overrides (e.g. {"ExportRetentionSeconds": "3"}).
+    port: the API's port (0: any free port).
+    database: the PostgreSQL to use; None means DATABASE_URL if set, else the embedded server in
+        `<repo>/.local/pg`. A database passed in is started if needed but never stopped here.
+    seed_rows: when given, create the demo schema and replace the usage logs with that many rows.
+    environment: extra variables for the handlers (e.g. DATASETS_DIR); names the template already
+        sets are refused (use parameters).
+    """
+
+    def __init__(
+        self,
+        parameters: Mapping[str, str] | None = None,
+        port: int = 0,
+        database: LocalDatabase | None = None,
+        seed_rows: int | None = None,
+        *,
+        environment: Mapping[str, str] | None = None,
+        template_path: Path = DEFAULT_TEMPLATE_PATH,
+        stack_name: str = DEFAULT_STACK_NAME,
+        signing_key: str | None = None,
+    ) -> None:
+        self._parameters = dict(parameters or {})
+        self._port = port
+        self._given_database = database
+        self._seed_rows = seed_rows
+        self._environment = dict(environment or {})
+        self._template_path = template_path
+        self._stack_name = stack_name
+        self.signing_key = signing_key or local_signing_key()
+        self._stack = ExitStack()
+        self._database: LocalDatabase | None = None
+        self._aws: LocalAws | None = None
+        self._gateway: LocalApiGateway | None = None
+        self.seeded_rows: int | None = None
+        self.startup_seconds: float | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> LocalRuntime:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> LocalRuntime:
+        """Start the database, moto with the template's resources, and the API."""
+        started = time.monotonic()
+        with _active_lock:
+            if _active:
+                raise RuntimeAlreadyActive(
+                    "A LocalRuntime is already active in this process (the handlers' environment "
+                    "is process-wide); close it before starting another"
+                )
+            _active.append(self)
+        self._stack.callback(_active.remove, self)
+        try:
+            database = self._given_database or database_from_environment()
+            database.start()
+            if self._given_database is None:
+                self._stack.callback(database.stop)
+            self._database = database
+            if self._seed_rows is not None:
+                self.seeded_rows = seed_demo_data(database, self._seed_rows)
+            secret = json.dumps(database.reader_settings.as_secret())
+            self._aws = self._stack.enter_context(
+                LocalAws(
+                    self._template_path,
+                    parameters=self._parameters,
+                    parameter_secrets={DATABASE_SECRET_PARAMETER: secret},
+                    secret_values={TOKEN_SECRET_LOGICAL_ID: self.signing_key},
+                    environment=self._environment,
+                    stack_name=self._stack_name,
+                )
+            )
+            self._gateway = self._stack.enter_context(
+                LocalApiGateway(self._aws.template, self._aws.dispatcher, port=self._port)
+            )
+        except BaseException:
+            self.close()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def close(self) -> None:
+        """Stop the API, moto and (if it started it) the database; restore the environment."""
+        self._gateway = None
+        self._aws = None
+        self._database = None
+        self._stack.close()
+
+    # ------------------------------------------------------------------ what tests and tools use
+
+    @property
+    def api_url(self) -> str:
+        """`http://127.0.0.1:<port>`: routes are at `{api_url}/v1/...`."""
+        return self._started_gateway.url
+
+    @property
+    def stage_url(self) -> str:
+        """`http://127.0.0.1:<port>/<stage>`, shaped like API Gateway's invoke URL."""
+        return self._started_gateway.stage_url
+
+    @property
+    def aws_endpoint(self) -> str:
+        """The moto server's URL (also in AWS_ENDPOINT_URL while the runtime is active)."""
+        return self._started_aws.endpoint_url
+
+    @property
+    def template(self) -> SamTemplate:
+        """The resolved template, with the physical names of what was created."""
+        return self._started_aws.template
+
+    @property
+    def database(self) -> LocalDatabase:
+        """The PostgreSQL in use: `connect()` as superuser, `socket_dir`, `reader_settings`."""
+        if self._database is None:
+            raise RuntimeError("The LocalRuntime is not started")
+        return self._database
+
+    @property
+    def bucket_name(self) -> str:
+        """The template's S3 bucket (it declares exactly one)."""
+        (bucket,) = self.template.buckets
+        return bucket.name
+
+    @property
+    def table_name(self) -> str:
+        """The template's DynamoDB table (it declares exactly one)."""
+        (table,) = self.template.tables
+        return table.name
+
+    def state_machine(self, logical_id: str | None = None) -> StateMachineSpec:
+        """A state machine of the template (the only one, when no logical id is given)."""
+        machines = self.template.state_machines
+        if logical_id is None:
+            (machine,) = machines
+            return machine
+        return next(machine for machine in machines if machine.logical_id == logical_id)
+
+    def execution_arn(self, execution_name: str, state_machine: str | None = None) -> str:
+        """The ARN of an execution by name (the export state machine names them by job id)."""
+        machine = self.state_machine(state_machine)
+        return f"arn:aws:states:{REGION}:{ACCOUNT_ID}:execution:{machine.name}:{execution_name}"
+
+    def token(
+        self,
+        sub: str,
+        org: str,
+        role: str = "member",
+        permissions: Iterable[str] = DEFAULT_PERMISSIONS,
+        *,
+        ttl_seconds: int = DEFAULT_TTL_SECONDS,
+    ) -> str:
+        """A bearer token the local authorizer accepts."""
+        return mint_token(
+            sub, org, role, permissions, ttl_seconds=ttl_seconds, signing_key=self.signing_key
+        )
+
+    def boto3_client(self, service: str) -> Any:
+        """A boto3 client on the moto server."""
+        return self._started_aws.client(service)
+
+    def invoke(self, function: str, event: Any) -> Invocation:
+        """Invoke a function (logical id, name or ARN) in-process, as Lambda would."""
+        return self._started_aws.dispatcher.invoke(function, event)
+
+    @property
+    def _started_aws(self) -> LocalAws:
+        if self._aws is None:
+            raise RuntimeError("The LocalRuntime is not started")
+        return self._aws
+
+    @property
+    def _started_gateway(self) -> LocalApiGateway:
+        if self._gateway is None:
+            raise RuntimeError("The LocalRuntime is not started")
+        return self._gateway

@@ -1,0 +1,114 @@
+"""PostgreSQL for the integration tests: an embedded server (pgserver), or DATABASE_URL's.
+
+The embedded server starts once per session in a short /tmp directory (a unix socket path must
+stay under ~100 characters) and is stopped and deleted at the end. Tests that change data work
+in a scratch database of their own, so they never disturb each other or a shared server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pg8000.native
+import pytest
+from pgserver.postgres_server import get_server
+
+SUPERUSER = "postgres"
+DEFAULT_PORT = 5432
+
+ConnectionFactory = Callable[..., pg8000.native.Connection]
+
+
+@dataclass(frozen=True)
+class PgEndpoint:
+    """How to reach the test server: a unix socket directory, or a TCP host."""
+
+    user: str
+    password: str | None
+    database: str
+    socket_dir: str | None = None
+    host: str | None = None
+    port: int = DEFAULT_PORT
+
+    def connect(
+        self, database: str | None = None, user: str | None = None
+    ) -> pg8000.native.Connection:
+        options: dict[str, object] = {
+            "user": user or self.user,
+            "database": database or self.database,
+            "password": self.password if user is None else None,
+        }
+        if self.socket_dir is not None:
+            options["unix_sock"] = f"{self.socket_dir}/.s.PGSQL.{self.port}"
+        else:
+            options.update(host=self.host, port=self.port)
+        return pg8000.native.Connection(**options)
+
+
+def endpoint_from_url(url: str) -> PgEndpoint:
+    """`postgresql://user:password@host:port/db` (or `?host=/socket/dir`) as an endpoint."""
+    parts = urlsplit(url)
+    socket_dir = parse_qs(parts.query).get("host", [None])[0]
+    if socket_dir is None and parts.hostname and parts.hostname.startswith("/"):
+        socket_dir = parts.hostname
+    return PgEndpoint(
+        user=unquote(parts.username or SUPERUSER),
+        password=unquote(parts.password) if parts.password else None,
+        database=unquote(parts.path.lstrip("/")) or "postgres",
+        socket_dir=socket_dir,
+        host=None if socket_dir else (parts.hostname or "localhost"),
+        port=parts.port or DEFAULT_PORT,
+    )
+
+
+@pytest.fixture(scope="session")
+def pg_endpoint() -> Iterator[PgEndpoint]:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield endpoint_from_url(url)
+        return
+    root = tempfile.mkdtemp(prefix="dxit", dir="/tmp")
+    server = get_server(Path(root) / "pg", cleanup_mode="stop")
+    try:
+        yield endpoint_from_url(server.get_uri())
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_socket_dir(pg_endpoint: PgEndpoint) -> str:
+    """The server's unix socket directory (tests needing it skip on a TCP DATABASE_URL)."""
+    if pg_endpoint.socket_dir is None:
+        pytest.skip("DATABASE_URL points at a TCP server")
+    return pg_endpoint.socket_dir
+
+
+@pytest.fixture(scope="session")
+def pg_superuser_conn_factory(pg_endpoint: PgEndpoint) -> ConnectionFactory:
+    """A callable opening a new superuser connection, to `database` if given."""
+
+    def connect(database: str | None = None) -> pg8000.native.Connection:
+        return pg_endpoint.connect(database=database)
+
+    return connect
+
+
+@pytest.fixture(scope="module")
+def pg_scratch_database(pg_superuser_conn_factory: ConnectionFactory) -> Iterator[str]:
+    """A new, empty database for one test module, dropped afterwards."""
+    name = f"dx_test_{uuid.uuid4().hex[:12]}"
+    admin = pg_superuser_conn_factory()
+    try:
+        admin.run(f"CREATE DATABASE {name}")
+        yield name
+        admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        admin.close()

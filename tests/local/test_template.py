@@ -1,0 +1,225 @@
+"""template.yaml is read as CloudFormation reads it and resolved to what the runtime creates."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from dataexport_local.template import (
+    DEFAULT_TEMPLATE_PATH,
+    IntrinsicResolver,
+    SamTemplate,
+    TemplateError,
+    merge_globals,
+    plan_physical_resources,
+    read_template_document,
+    resolve_parameters,
+    resolve_template,
+)
+from tests.local.conftest import STUB_TEMPLATE
+
+DATABASE_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
+UNRESOLVED = re.compile(r"\$\{|'Ref'|'Fn::")
+
+
+@pytest.fixture(scope="module")
+def real_template() -> SamTemplate:
+    return resolve_template(DEFAULT_TEMPLATE_PATH, {"DatabaseSecretArn": DATABASE_SECRET})
+
+
+def test_every_function_of_the_real_template_gets_a_plain_string_environment(
+    real_template: SamTemplate,
+) -> None:
+    # Given the project's template.yaml
+    document = read_template_document(DEFAULT_TEMPLATE_PATH)
+    declared = {
+        logical_id
+        for logical_id, resource in document["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+    # When it is resolved, then every function is there with its code and a resolved environment
+    assert {function.logical_id for function in real_template.functions} == declared
+    global_variables = set(document["Globals"]["Function"]["Environment"]["Variables"])
+    for function in real_template.functions:
+        assert function.handler_file.is_file(), function.handler_file
+        assert function.environment, function.logical_id
+        assert global_variables <= set(function.environment), "Globals merged into each function"
+        for name, value in function.environment.items():
+            assert isinstance(value, str) and value, (function.logical_id, name)
+            assert not UNRESOLVED.search(value), (function.logical_id, name, value)
+
+
+def test_globals_and_function_settings_merge_as_sam_merges_them(
+    real_template: SamTemplate,
+) -> None:
+    # Given Globals (Timeout 30, MemorySize 512) and functions that override some of it
+    format_function = real_template.function("ExportFormatFunction")
+    expire_function = real_template.function("ExportExpireFunction")
+
+    # Then the function's own values win and the rest come from Globals
+    assert (format_function.timeout_seconds, format_function.memory_mb) == (900, 1024)
+    assert (expire_function.timeout_seconds, expire_function.memory_mb) == (30, 512)
+    assert format_function.environment["EXPORTS_TABLE_NAME"] == real_template.tables[0].name
+    assert format_function.environment["DATABASE_SECRET_ARN"] == DATABASE_SECRET
+    assert format_function.layer_dirs == (DEFAULT_TEMPLATE_PATH.parent / "layers" / "dataexport",)
+
+
+def test_every_state_machine_substitution_resolves_to_a_function_of_the_template(
+    real_template: SamTemplate,
+) -> None:
+    # Given the state machines and their DefinitionSubstitutions
+    function_arns = {function.arn for function in real_template.functions}
+    assert real_template.state_machines
+    for machine in real_template.state_machines:
+        # When the ASL definition is read with its substitutions
+        definition = machine.definition()
+
+        # Then no placeholder is left and every Task resource is one of our functions
+        text = json.dumps(definition)
+        assert "${" not in text
+        assert set(machine.substitutions.values()) <= function_arns
+        resources = re.findall(r'"Resource": "([^"]+)"', text)
+        assert resources and set(resources) <= function_arns
+
+
+def test_the_union_of_all_environments_has_no_conflicting_values(
+    real_template: SamTemplate,
+) -> None:
+    union = real_template.environment()
+    for function in real_template.functions:
+        assert union.items() >= function.environment.items()
+    assert union["EXPORT_STATE_MACHINE_ARN"] == real_template.state_machines[0].arn
+    assert union["EXPORTS_BUCKET_NAME"] == real_template.buckets[0].name
+
+
+def test_the_api_routes_and_gateway_responses_come_from_the_template(
+    real_template: SamTemplate,
+) -> None:
+    (api,) = real_template.apis
+    routes = {(route.method, route.path) for route, _ in real_template.routes(api)}
+    assert ("GET", "/v1/exports/{id}") in routes and ("POST", "/v1/exports") in routes
+    authorizer = api.authorizers[api.default_authorizer or ""]
+    assert authorizer.function_arn == real_template.function("AuthorizerFunction").arn
+    assert authorizer.identity_header == "Authorization"
+    assert api.gateway_responses["UNAUTHORIZED"].status_code == 401
+    assert api.stage == "dev"
+
+
+def test_parameter_overrides_are_validated_like_cloudformation() -> None:
+    document = read_template_document(DEFAULT_TEMPLATE_PATH)
+    values = resolve_parameters(
+        document, {"DatabaseSecretArn": DATABASE_SECRET, "ExportRetentionSeconds": "3"}
+    )
+    assert values["ExportRetentionSeconds"] == "3"
+    assert values["DatabaseSubnetIds"] == [""]
+    with pytest.raises(TemplateError, match="below"):
+        resolve_parameters(document, {"DatabaseSecretArn": "x", "ExportRetentionSeconds": "0"})
+    with pytest.raises(TemplateError, match="not one of"):
+        resolve_parameters(document, {"DatabaseSecretArn": "x", "LogLevel": "LOUD"})
+    with pytest.raises(TemplateError, match="no parameter"):
+        resolve_parameters(document, {"DatabaseSecretArn": "x", "Nope": "1"})
+    with pytest.raises(TemplateError, match="DatabaseSecretArn"):
+        resolve_parameters(document, {})
+
+
+def test_conditions_if_and_novalue_follow_the_parameters() -> None:
+    # Given the stub template's InVpc condition on a CommaDelimitedList and French on a String
+    document = read_template_document(STUB_TEMPLATE)
+    physical = plan_physical_resources(document)
+
+    def resolver(**overrides: str) -> IntrinsicResolver:
+        values = resolve_parameters(document, {"DatabaseSecretArn": "arn:db", **overrides})
+        return IntrinsicResolver(document, values, physical)
+
+    api_properties = document["Resources"]["ApiFunction"]["Properties"]
+
+    # Then !If picks a branch, and AWS::NoValue removes the property
+    outside = resolver().resolve(api_properties)
+    assert "VpcConfig" not in outside
+    assert outside["Environment"]["Variables"]["GREETING"] == "hello from us-east-1"
+    inside = resolver(SubnetIds="subnet-1,subnet-2", Greeting="bonjour").resolve(api_properties)
+    assert inside["VpcConfig"] == {"SubnetIds": ["subnet-1", "subnet-2"]}
+    assert inside["Environment"]["Variables"]["GREETING"] == "bonjour"
+
+
+def test_intrinsic_functions_evaluate_like_cloudformation(tmp_path: Path) -> None:
+    # Given a template using the short forms of many intrinsic functions
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        """
+Parameters:
+  Names: {Type: CommaDelimitedList, Default: "a,b,c"}
+Resources:
+  Queue: {Type: AWS::SQS::Queue}
+  Table: {Type: AWS::DynamoDB::Table, Properties: {TableName: fixed-table}}
+Outputs:
+  Joined: {Value: !Join ["-", !Ref Names]}
+  Second: {Value: !Select [1, !Split [",", "x,y,z"]]}
+  Subbed: {Value: !Sub "${Table.Arn}/index/${!Literal}/${AWS::AccountId}"}
+  SubVars: {Value: !Sub ["${Name}-${AWS::Region}", {Name: !Ref Table}]}
+  Encoded: {Value: !Base64 "hi"}
+  Same: {Value: !Equals [!Ref "AWS::Partition", aws]}
+""",
+        encoding="utf-8",
+    )
+
+    # When it is resolved
+    outputs = resolve_template(template).outputs
+
+    # Then each function gives what CloudFormation gives
+    values = {name: output["Value"] for name, output in outputs.items()}
+    assert values == {
+        "Joined": "a-b-c",
+        "Second": "y",
+        "Subbed": (
+            "arn:aws:dynamodb:us-east-1:123456789012:table/fixed-table/index/${Literal}/123456789012"
+        ),
+        "SubVars": "fixed-table-us-east-1",
+        "Encoded": "aGk=",
+        "Same": True,
+    }
+
+
+def test_an_unknown_reference_is_an_error_naming_it(tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        "Resources:\n  Bucket: {Type: AWS::S3::Bucket}\n"
+        "Outputs:\n  Bad: {Value: !GetAtt Bucket.Nonsense}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(TemplateError, match=r"Bucket\.Nonsense"):
+        resolve_template(template)
+
+
+def test_globals_merge_maps_add_lists_and_override_scalars() -> None:
+    merged = merge_globals(
+        {"Timeout": 30, "Layers": ["a"], "Environment": {"Variables": {"A": "1", "B": "2"}}},
+        {"Timeout": 5, "Layers": ["b"], "Environment": {"Variables": {"B": "3"}}},
+    )
+    assert merged == {
+        "Timeout": 5,
+        "Layers": ["a", "b"],
+        "Environment": {"Variables": {"A": "1", "B": "3"}},
+    }
+
+
+def test_two_functions_giving_one_variable_two_values_is_an_error(tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        """
+Resources:
+  One:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: one/, Handler: app.h, Environment: {Variables: {MODE: fast}}}
+  Two:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: two/, Handler: app.h, Environment: {Variables: {MODE: slow}}}
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(TemplateError, match="MODE"):
+        resolve_template(template).environment()
