@@ -109,6 +109,8 @@ class PostgresReader:
         except (TimeoutError, InterfaceError, DatabaseError, OSError) as exc:
             raise _translate(exc) from None
         try:
+            # Belt and braces beside the read-only role: this session cannot write at all.
+            connection.run("SET default_transaction_read_only = on")
             connection.run(f"SET statement_timeout = {int(self._timeout_ms)}")
             yield connection
         except (InterfaceError, DatabaseError, OSError) as exc:

@@ -16,7 +16,14 @@ from typing import Any
 
 from dataexport.catalog.model import ColumnType
 from dataexport.formats import value_text
-from dataexport.formats.writer import OutputColumn
+from dataexport.formats.writer import (
+    WHOLE_FILE,
+    BinarySink,
+    FormatOptions,
+    FormatWriter,
+    OutputColumn,
+    PartPosition,
+)
 
 ValueEncoder = Callable[[Any], str]
 RowEncoder = Callable[[Sequence[Any]], str]
@@ -93,3 +100,17 @@ def row_encoder(columns: Sequence[OutputColumn], zone: tzinfo) -> RowEncoder:
         return "{" + ",".join(members) + "}"
 
     return encode
+
+
+class JsonObjectsWriter(FormatWriter):
+    """Base of the formats that write each row as one JSON object (json, ndjson)."""
+
+    def __init__(
+        self,
+        columns: Sequence[OutputColumn],
+        options: FormatOptions,
+        sink: BinarySink,
+        position: PartPosition = WHOLE_FILE,
+    ) -> None:
+        super().__init__(columns, options, sink, position)
+        self._encode = row_encoder(self.columns, self.options.timezone)

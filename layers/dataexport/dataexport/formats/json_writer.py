@@ -12,34 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from dataexport.formats.json_values import row_encoder
-from dataexport.formats.writer import (
-    WHOLE_FILE,
-    BinarySink,
-    FormatOptions,
-    FormatWriter,
-    OutputColumn,
-    PartPosition,
-)
+from dataexport.formats.json_values import JsonObjectsWriter
 
 
-class JsonWriter(FormatWriter):
+class JsonWriter(JsonObjectsWriter):
     name: ClassVar[str] = "json"
     extension: ClassVar[str] = "json"
     media_type: ClassVar[str] = "application/json"
 
-    def __init__(
-        self,
-        columns: Sequence[OutputColumn],
-        options: FormatOptions,
-        sink: BinarySink,
-        position: PartPosition = WHOLE_FILE,
-    ) -> None:
-        super().__init__(columns, options, sink, position)
-        self._encode = row_encoder(self.columns, self.options.timezone)
-        self._separator = "\n" if position.first else ",\n"
-
     def _begin(self) -> str:
+        # Rows of a later part continue the array the first part opened.
+        self._separator = "\n" if self.position.first else ",\n"
         return "[" if self.position.first else ""
 
     def _row(self, row: Sequence[Any]) -> str:
