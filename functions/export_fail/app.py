@@ -27,5 +27,7 @@ def lambda_handler(event: FailStepInput, context: LambdaContext) -> dict[str, An
         event.error.cause,
         jobs=components.job_store(config),
         objects=components.object_store(config),
+        queue=components.export_queue(config),
+        audit=components.audit_trail(config),
     )
     return {"job_id": job.id, "status": job.status.value}

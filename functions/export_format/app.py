@@ -24,7 +24,7 @@ def lambda_handler(event: FormatStepInput, context: LambdaContext) -> dict[str, 
     part = format_partition(
         Partition(event.job_id, event.index, event.count),
         jobs=components.job_store(config),
-        reader=components.postgres_reader(config),
+        rows_for=components.row_sources(config),
         objects=components.object_store(config),
         catalog=components.catalog(config),
     )

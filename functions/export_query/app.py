@@ -24,7 +24,7 @@ def lambda_handler(event: QueryStepInput, context: LambdaContext) -> dict[str, A
     plan = plan_export(
         event.job_id,
         jobs=components.job_store(config),
-        reader=components.postgres_reader(config),
+        rows_for=components.row_sources(config),
         catalog=components.catalog(config),
     )
     return plan.to_payload()

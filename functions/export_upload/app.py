@@ -28,6 +28,7 @@ def lambda_handler(event: UploadStepInput, context: LambdaContext) -> dict[str, 
         jobs=components.job_store(config),
         objects=components.object_store(config),
         catalog=components.catalog(config),
+        queue=components.export_queue(config),
         retention=timedelta(seconds=config.export_retention_seconds),
     )
     if job.expires_at is None:

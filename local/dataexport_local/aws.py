@@ -170,6 +170,32 @@ def _moto_user_config() -> Iterator[None]:
                 config[key] = previous
 
 
+_DYNAMODB_LOCK = threading.Lock()
+
+
+@contextmanager
+def _serialized_dynamodb() -> Iterator[None]:
+    """Run moto's DynamoDB actions one at a time.
+
+    moto's DynamoDB backend is not thread-safe (a query can iterate an item while a concurrent
+    update changes it), and the local runtime serves many requests at once. DynamoDB actions
+    never call back into Lambda, so one lock cannot deadlock with the in-process handlers.
+    """
+    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415 - moto is heavy
+
+    original = DynamoHandler.call_action
+
+    def call_action(self: DynamoHandler) -> Any:
+        with _DYNAMODB_LOCK:
+            return original(self)
+
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        DynamoHandler.call_action = original  # type: ignore[method-assign]
+
+
 class LocalAws:
     """moto's AWS with the template's resources; handlers dispatched in-process.
 
@@ -296,6 +322,7 @@ class LocalAws:
         # werkzeug logs every request of the moto server; keep the console for the handlers.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._resources.enter_context(_moto_user_config())
+        self._resources.enter_context(_serialized_dynamodb())
         server = ThreadedMotoServer(ip_address=LOCALHOST, port=port, verbose=False)
         server.start()
         self._resources.callback(server.stop)

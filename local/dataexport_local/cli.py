@@ -4,9 +4,12 @@
     dataexport-local seed [--rows 20000]
     dataexport-local token --sub usr_acme_01 --org org_acme [--role member] [--ttl 3600]
     dataexport-local demo [--rows 20000] [--out exports/<file>]
+    dataexport-local audit verify --org org_acme [--api-url http://127.0.0.1:3000] [--json]
 
 Tokens are signed with LOCAL_TOKEN_SECRET, or the documented development key when it is unset,
-so a token printed by `token` works against a `serve` running in another terminal.
+so a token printed by `token` works against a `serve` running in another terminal; `audit verify`
+asks a running `serve` (the audit table lives in its moto) with an operator token signed the same
+way, and exits 1 when the tenant's chain is broken, 2 when it could not ask.
 `DATABASE_URL` selects your own PostgreSQL instead of the embedded one.
 """
 
@@ -30,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final
+from urllib.parse import urlencode
 
 from dataexport_local.postgres import (
     DEFAULT_DATA_DIR,
@@ -131,6 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=0, help="API port (default: any free port)")
     demo.add_argument("--timeout", type=float, default=DEMO_DEADLINE_SECONDS)
     database_options(demo)
+
+    audit_parser = commands.add_parser("audit", help="the audit trail of a running local API")
+    audit_commands = audit_parser.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify", help="verify a tenant's audit chain (exit 1 if it is broken)"
+    )
+    verify.add_argument("--org", required=True, help="tenant (organisation) id")
+    verify.add_argument(
+        "--api-url",
+        default=f"http://127.0.0.1:{DEFAULT_SERVE_PORT}",
+        help=f"the running local API (default http://127.0.0.1:{DEFAULT_SERVE_PORT})",
+    )
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -138,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dataexport-local` console script; returns the exit status."""
     arguments = build_parser().parse_args(argv)
     _configure_logging(logging.INFO if arguments.command == "serve" else logging.WARNING)
-    commands = {"serve": serve, "seed": seed, "token": token, "demo": demo}
+    commands = {"serve": serve, "seed": seed, "token": token, "demo": demo, "audit": audit}
     try:
         return commands[arguments.command](arguments)
     except DemoFailed as exc:
@@ -271,6 +288,49 @@ def token(arguments: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+# ---------------------------------------------------------------------------- audit
+
+AUDIT_OPERATOR_ID: Final = "local-operator"
+AUDIT_OPERATOR_ORG: Final = "platform"
+AUDIT_UNVERIFIED_STATUS: Final = 2
+
+
+def audit(arguments: argparse.Namespace) -> int:
+    """`audit verify`: ask the running API to verify a tenant's chain, as an operator."""
+    operator = mint_token(AUDIT_OPERATOR_ID, AUDIT_OPERATOR_ORG, "operator", [])
+    query = urlencode({"org": arguments.org})
+    url = f"{arguments.api_url.rstrip('/')}/v1/audit-events/verify?{query}"
+    try:
+        answer = _request("GET", url, operator)
+    except (urllib.error.URLError, OSError) as exc:
+        print(
+            f"error: no local API at {arguments.api_url} ({exc}); "
+            "start one with `dataexport-local serve`",
+            file=sys.stderr,
+        )
+        return AUDIT_UNVERIFIED_STATUS
+    if answer.status != 200:
+        body = answer.body[:300].decode(errors="replace")
+        print(f"error: the API answered {answer.status}: {body}", file=sys.stderr)
+        return AUDIT_UNVERIFIED_STATUS
+    report: dict[str, Any] = json.loads(answer.body)
+    print(json.dumps(report, indent=2) if arguments.json else describe_chain_report(report))
+    return 0 if report.get("ok") else 1
+
+
+def describe_chain_report(report: dict[str, Any]) -> str:
+    """A ChainReport (as the API returns it) in two lines for a person."""
+    org, count = report.get("org_id"), report.get("count")
+    head = f"head seq {report.get('head_seq')}, hash {report.get('head_hash')}"
+    problem = report.get("problem")
+    if report.get("ok") or not problem:
+        return f"{org}: audit chain OK: {count} events; {head}"
+    return (
+        f"{org}: audit chain BROKEN at seq {problem['seq']} ({problem['kind']}): "
+        f"{problem['message']}\n{count} events read; {head}"
+    )
 
 
 # ---------------------------------------------------------------------------- demo

@@ -139,8 +139,22 @@ def rest_api_id(stack_name: str, logical_id: str) -> str:
     return hashlib.sha256(f"{stack_name}/{logical_id}".encode()).hexdigest()[:10]
 
 
-def _declared_name(resource: Mapping[str, Any], key: str) -> str | None:
+def _declared_name(resource: Mapping[str, Any], key: str, stack_name: str) -> str | None:
+    """A name the template gives a resource: plain, or `!Sub` over pseudo parameters only.
+
+    Names are planned before anything else resolves, so only `${AWS::StackName}`,
+    `${AWS::Region}` and `${AWS::AccountId}` are known here (enough for `${AWS::StackName}-x`).
+    """
     value = (resource.get("Properties") or {}).get(key)
+    if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+        text = str(value["Fn::Sub"])
+        for pseudo, known in (
+            ("AWS::StackName", stack_name),
+            ("AWS::Region", REGION),
+            ("AWS::AccountId", ACCOUNT_ID),
+        ):
+            text = text.replace("${" + pseudo + "}", known)
+        return None if "${" in text else text
     return value if isinstance(value, str) else None
 
 
@@ -148,15 +162,19 @@ def _planned_resource(
     kind: str, logical_id: str, resource: Mapping[str, Any], stack_name: str
 ) -> PhysicalResource:
     default_name = f"{stack_name}-{logical_id}"
+
+    def declared(key: str) -> str | None:
+        return _declared_name(resource, key, stack_name)
+
     if kind in FUNCTION_TYPES:
-        name = _declared_name(resource, "FunctionName") or default_name
+        name = declared("FunctionName") or default_name
         return PhysicalResource(name, {"Arn": _arn("lambda", f"function:{name}")}, name)
     if kind == TABLE_TYPE:
-        name = _declared_name(resource, "TableName") or default_name
+        name = declared("TableName") or default_name
         arn = _arn("dynamodb", f"table/{name}")
         return PhysicalResource(name, {"Arn": arn, "StreamArn": f"{arn}/stream/local"}, name)
     if kind == BUCKET_TYPE:
-        name = _declared_name(resource, "BucketName") or default_name.lower()
+        name = declared("BucketName") or default_name.lower()
         attributes = {
             "Arn": f"arn:{PARTITION}:s3:::{name}",
             "DomainName": f"{name}.s3.amazonaws.com",
@@ -164,22 +182,18 @@ def _planned_resource(
         }
         return PhysicalResource(name, attributes, name)
     if kind == SECRETS_MANAGER_TYPE:
-        name = _declared_name(resource, "Name") or default_name
+        name = declared("Name") or default_name
         arn = _arn("secretsmanager", f"secret:{name}")
         return PhysicalResource(arn, {"Id": arn}, name)
     if kind in STATE_MACHINE_TYPES:
-        name = (
-            _declared_name(resource, "Name")
-            or _declared_name(resource, "StateMachineName")
-            or default_name
-        )
+        name = declared("Name") or declared("StateMachineName") or default_name
         arn = _arn("states", f"stateMachine:{name}")
         return PhysicalResource(arn, {"Arn": arn, "Name": name}, name)
     if kind == API_TYPE:
         api_id = rest_api_id(stack_name, logical_id)
         return PhysicalResource(api_id, {"RootResourceId": api_id[:6]}, api_id)
     if kind == LAYER_TYPE:
-        name = _declared_name(resource, "LayerName") or default_name
+        name = declared("LayerName") or default_name
         return PhysicalResource(_arn("lambda", f"layer:{name}:1"), {}, name)
     return PhysicalResource(default_name, {}, default_name)
 

@@ -19,7 +19,7 @@ def main(job_id: str) -> None:
     part = format_partition(
         Partition(job_id, 0, 1),
         jobs=components.job_store(config),
-        reader=components.postgres_reader(config),
+        rows_for=components.row_sources(config),
         objects=components.object_store(config),
         catalog=components.catalog(config),
     )

@@ -57,8 +57,10 @@ class ApiClient:
         self.base_url = base_url.rstrip("/")
         self.token = token
 
-    def call(self, method: str, path: str, body: Any = None) -> HttpAnswer:
-        return http(method, self.base_url + path, self.token, body)
+    def call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> HttpAnswer:
+        return http(method, self.base_url + path, self.token, body, headers)
 
     def create_export(self, body: dict[str, Any]) -> dict[str, Any]:
         answer = self.call("POST", "/v1/exports", body)

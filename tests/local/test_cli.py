@@ -5,7 +5,8 @@ from __future__ import annotations
 import jwt
 import pytest
 
-from dataexport_local.cli import count_csv_rows, main
+from dataexport_local.aws import free_port
+from dataexport_local.cli import count_csv_rows, describe_chain_report, main
 from dataexport_local.tokens import DEVELOPMENT_SIGNING_KEY
 
 
@@ -39,3 +40,24 @@ def test_a_malformed_parameter_is_a_usage_error(capsys: pytest.CaptureFixture[st
         main(["serve", "--parameter", "NoEqualsSign"])
     assert exited.value.code == 2
     assert "Key=Value" in capsys.readouterr().err
+
+
+def test_audit_verify_without_a_running_api_says_so_and_exits_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    assert main(["audit", "verify", "--org", "org_acme", "--api-url", url]) == 2
+    assert "dataexport-local serve" in capsys.readouterr().err
+
+
+def test_a_broken_chain_report_names_the_first_bad_event() -> None:
+    report = {
+        "org_id": "org_acme",
+        "ok": False,
+        "count": 5,
+        "head_seq": 5,
+        "head_hash": "ab" * 32,
+        "problem": {"seq": 3, "kind": "removed", "message": "Event(s) 3 are missing."},
+    }
+    text = describe_chain_report(report)
+    assert text.startswith("org_acme: audit chain BROKEN at seq 3 (removed)")

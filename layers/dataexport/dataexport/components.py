@@ -7,12 +7,24 @@ from __future__ import annotations
 
 from functools import cache
 
+from dataexport.adapters.audit_events_reader import AuditEventsReader
+from dataexport.adapters.audit_store import AuditTrail
+from dataexport.adapters.control_store import ControlStore
 from dataexport.adapters.job_store import JobStore
 from dataexport.adapters.object_store import ObjectStore
 from dataexport.adapters.postgres import PostgresReader, read_database_secret
 from dataexport.adapters.workflow import ExportWorkflow
 from dataexport.catalog.loader import Catalog, load_catalog
-from dataexport.config import ApiConfig, BucketConfig, DatabaseConfig, JobTableConfig
+from dataexport.config import (
+    AuditTableConfig,
+    BucketConfig,
+    DatabaseConfig,
+    JobTableConfig,
+    QueueConfig,
+    StepSourceConfig,
+)
+from dataexport.row_sources import RowSourceFor, row_source_chooser
+from dataexport.services.export_queue import ExportQueue
 
 
 @cache
@@ -31,8 +43,31 @@ def catalog(config: JobTableConfig) -> Catalog:
 
 
 @cache
-def export_workflow(config: ApiConfig) -> ExportWorkflow:
-    return ExportWorkflow(config.export_state_machine_arn, config.aws_region)
+def export_queue(config: QueueConfig) -> ExportQueue:
+    return ExportQueue(
+        jobs=job_store(config),
+        control=control_store(config),
+        workflow=ExportWorkflow(config.export_state_machine_arn, config.aws_region),
+        capacity=config.max_running_exports_per_tenant,
+    )
+
+
+@cache
+def control_store(config: QueueConfig) -> ControlStore:
+    return ControlStore(config.control_table_name, config.aws_region)
+
+
+@cache
+def audit_trail(config: AuditTableConfig) -> AuditTrail:
+    return AuditTrail(config.audit_table_name, config.aws_region)
+
+
+def row_sources(config: StepSourceConfig) -> RowSourceFor:
+    """The row source for each dataset an export step may read."""
+    return row_source_chooser(
+        postgres=lambda: postgres_reader(config),
+        audit=lambda: AuditEventsReader(audit_trail(config)),
+    )
 
 
 def postgres_reader(config: DatabaseConfig) -> PostgresReader:

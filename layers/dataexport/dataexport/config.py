@@ -7,11 +7,23 @@ names it, raised on the first invocation rather than deep inside a request.
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Json,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from dataexport.errors import ConfigurationError
 
@@ -24,8 +36,73 @@ class _EnvironmentModel(BaseModel):
     )
 
 
+class AuthMode(StrEnum):
+    """How the authorizer trusts a token (the template's AuthMode parameter)."""
+
+    HS256 = "hs256"  # signed with the deployment's shared key (TokenSigningSecret)
+    JWKS = "jwks"  # signed by an OIDC issuer (Cognito or another) that publishes a JWKS
+
+
+# http is only accepted for a JWKS on this machine (tests, a local issuer): keys fetched over
+# plain http from anywhere else could be swapped in transit.
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
 class AuthorizerConfig(_EnvironmentModel):
-    token_secret_arn: str = Field(validation_alias="TOKEN_SECRET_ARN", min_length=1)
+    """How bearer tokens are trusted and which claims name the caller's tenant, role, permissions.
+
+    The template passes every parameter whether set or not, so an empty variable counts as unset.
+    """
+
+    auth_mode: AuthMode = Field(default=AuthMode.HS256, validation_alias="AUTH_MODE")
+    token_secret_arn: str | None = Field(
+        default=None, validation_alias="TOKEN_SECRET_ARN", validate_default=True
+    )
+    jwks_url: str | None = Field(default=None, validation_alias="JWKS_URL", validate_default=True)
+    token_issuer: str | None = Field(
+        default=None, validation_alias="TOKEN_ISSUER", validate_default=True
+    )
+    token_audience: str | None = Field(default=None, validation_alias="TOKEN_AUDIENCE")
+    org_claim: str = Field(default="org", min_length=1, validation_alias="ORG_CLAIM")
+    role_claim: str = Field(default="role", min_length=1, validation_alias="ROLE_CLAIM")
+    permissions_claim: str = Field(
+        default="permissions", min_length=1, validation_alias="PERMISSIONS_CLAIM"
+    )
+
+    @field_validator(
+        "token_secret_arn", "jwks_url", "token_issuer", "token_audience", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("token_secret_arn")
+    @classmethod
+    def _secret_in_hs256_mode(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("auth_mode") is AuthMode.HS256:
+            raise ValueError("TOKEN_SECRET_ARN is required when AUTH_MODE is hs256")
+        return value
+
+    @field_validator("token_issuer")
+    @classmethod
+    def _issuer_in_jwks_mode(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("auth_mode") is AuthMode.JWKS:
+            raise ValueError("TOKEN_ISSUER is required when AUTH_MODE is jwks")
+        return value
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _jwks_url_in_jwks_mode(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            if info.data.get("auth_mode") is AuthMode.JWKS:
+                raise ValueError("JWKS_URL is required when AUTH_MODE is jwks")
+            return None
+        parts = urlsplit(value)
+        if (parts.scheme == "https" and parts.hostname) or (
+            parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
+        ):
+            return value
+        raise ValueError("JWKS_URL must be an https URL (http only for a loopback host)")
 
 
 class JobTableConfig(_EnvironmentModel):
@@ -37,11 +114,35 @@ class BucketConfig(JobTableConfig):
     exports_bucket_name: str = Field(validation_alias="EXPORTS_BUCKET_NAME", min_length=1)
 
 
-class ApiConfig(BucketConfig):
+class AuditTableConfig(_EnvironmentModel):
+    """What a function that records or reads audit events needs."""
+
+    audit_table_name: str = Field(validation_alias="AUDIT_TABLE_NAME", min_length=1)
+
+
+class QueueConfig(JobTableConfig):
+    """What a function needs to start queued exports when a tenant's running slot frees."""
+
+    control_table_name: str = Field(validation_alias="CONTROL_TABLE_NAME", min_length=1)
     export_state_machine_arn: str = Field(validation_alias="EXPORT_STATE_MACHINE_ARN", min_length=1)
+    max_running_exports_per_tenant: int = Field(
+        default=3, ge=1, validation_alias="MAX_RUNNING_EXPORTS_PER_TENANT"
+    )
+
+
+class ApiConfig(BucketConfig, QueueConfig, AuditTableConfig):
     download_url_ttl_seconds: int = Field(
         default=300, ge=30, le=3600, validation_alias="DOWNLOAD_URL_TTL_SECONDS"
     )
+    idempotency_table_name: str = Field(validation_alias="IDEMPOTENCY_TABLE_NAME", min_length=1)
+    exports_per_hour: int = Field(default=10, ge=1, validation_alias="EXPORTS_PER_HOUR")
+    tenant_exports_per_hour: Json[dict[str, PositiveInt]] = Field(
+        default_factory=dict, validation_alias="TENANT_EXPORTS_PER_HOUR"
+    )
+
+    def __hash__(self) -> int:
+        # The tenant map is a dict; the configuration is still read once and never changes.
+        return hash((type(self), self.exports_table_name, self.control_table_name))
 
 
 class DatabaseConfig(JobTableConfig):
@@ -51,15 +152,19 @@ class DatabaseConfig(JobTableConfig):
     )
 
 
-class QueryStepConfig(DatabaseConfig):
+class StepSourceConfig(DatabaseConfig, AuditTableConfig):
+    """The steps that read rows: from PostgreSQL, or from the audit trail for audit_events."""
+
+
+class QueryStepConfig(StepSourceConfig):
     pass
 
 
-class FormatStepConfig(DatabaseConfig, BucketConfig):
+class FormatStepConfig(StepSourceConfig, BucketConfig):
     pass
 
 
-class UploadStepConfig(BucketConfig):
+class UploadStepConfig(BucketConfig, QueueConfig):
     export_retention_seconds: int = Field(
         default=7 * 24 * 3600, ge=1, validation_alias="EXPORT_RETENTION_SECONDS"
     )
@@ -69,7 +174,7 @@ class ExpireStepConfig(BucketConfig):
     pass
 
 
-class FailStepConfig(BucketConfig):
+class FailStepConfig(BucketConfig, QueueConfig, AuditTableConfig):
     pass
 
 

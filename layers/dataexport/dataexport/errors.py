@@ -20,6 +20,8 @@ class DataExportError(Exception):
         super().__init__(message)
         self.message = message
         self.detail: dict[str, Any] = detail or {}
+        # Extra HTTP headers of the answer (e.g. Retry-After).
+        self.headers: dict[str, str] = {}
 
 
 class InvalidRequest(DataExportError):
@@ -37,6 +39,18 @@ class InvalidDateRange(InvalidRequest):
     """The time range is empty, reversed, or longer than the dataset allows."""
 
     error_code = "INVALID_DATE_RANGE"
+
+
+class IdempotencyKeyReused(InvalidRequest):
+    """An Idempotency-Key sent again with a different request body."""
+
+    http_status = 422
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Idempotency-Key",
+            "This Idempotency-Key was already used with a different request body.",
+        )
 
 
 class Unauthenticated(DataExportError):
@@ -84,6 +98,17 @@ class Conflict(DataExportError):
 
 class IllegalTransition(Conflict):
     """A status change that the job's life cycle does not allow (e.g. completed -> running)."""
+
+
+class RateLimitExceeded(DataExportError):
+    """The caller created as many exports as the rolling window allows."""
+
+    error_code = "RATE_LIMIT_EXCEEDED"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after_seconds: int, headers: dict[str, str]) -> None:
+        super().__init__(message, {"retry_after_seconds": retry_after_seconds})
+        self.headers = dict(headers)
 
 
 class CatalogError(DataExportError):

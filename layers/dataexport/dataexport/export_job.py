@@ -94,6 +94,8 @@ class ExportJob(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     # True when only the owner's own rows may be exported (members of owner-scoped datasets).
     owner_scoped: bool = True
+    # Identifies identical requests (same user, dataset, fields, filters, range, format, options).
+    request_hash: str | None = None
     status: ExportStatus = ExportStatus.QUEUED
     progress: int = Field(default=0, ge=0, le=100)
     rows_exported: int | None = None

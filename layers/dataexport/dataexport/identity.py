@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DATA_EXPORT_PERMISSION = "DATA_EXPORT"
+# The authorizer context joins permissions with commas: a name holding a comma (or blank) would
+# come out on the API's side as other permissions than the token granted.
+_PERMISSION_NAME = re.compile(r"[^\s,]{1,256}")
 
 
 class Role(StrEnum):
     MEMBER = "member"
     ADMIN = "admin"
     OPERATOR = "operator"
+
+
+@dataclass(frozen=True)
+class RequestOrigin:
+    """Where a request came from, for the audit trail."""
+
+    source_ip: str | None = None
+    request_id: str | None = None
 
 
 class Caller(BaseModel):
@@ -25,6 +38,13 @@ class Caller(BaseModel):
     org_id: str = Field(min_length=1, max_length=256)
     role: Role
     permissions: frozenset[str] = frozenset()
+
+    @field_validator("permissions")
+    @classmethod
+    def _plain_permission_names(cls, value: frozenset[str]) -> frozenset[str]:
+        if not all(_PERMISSION_NAME.fullmatch(name) for name in value):
+            raise ValueError("a permission name is empty, too long, or holds a comma or space")
+        return value
 
     @property
     def is_admin(self) -> bool:

@@ -26,7 +26,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from pynamodb.expressions.update import Action
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from dataexport.errors import ExportNotFound, IllegalTransition, InvalidRequest
@@ -62,6 +62,15 @@ class _OrgCreatedIndex(GlobalSecondaryIndex["ExportJobItem"]):  # type: ignore[n
     created_at = UnicodeAttribute(range_key=True)
 
 
+class _QueuedIndex(GlobalSecondaryIndex["ExportJobItem"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "queued-index"
+        projection = KeysOnlyProjection()
+
+    queued_org_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
 class ExportJobItem(Model):
     """Storage shape of an ExportJob; never leaves this module."""
 
@@ -72,6 +81,9 @@ class ExportJobItem(Model):
     org_id = UnicodeAttribute()
     owner_id = UnicodeAttribute()
     owner_key = UnicodeAttribute()
+    # Set only while queued: the sparse queued-index then lists a tenant's queue in order.
+    queued_org_id = UnicodeAttribute(null=True)
+    request_hash = UnicodeAttribute(null=True)
     dataset = UnicodeAttribute()
     format = UnicodeAttribute()
     compression = UnicodeAttribute()
@@ -100,6 +112,7 @@ class ExportJobItem(Model):
 
     owner_created_index = _OwnerCreatedIndex()
     org_created_index = _OrgCreatedIndex()
+    queued_index = _QueuedIndex()
 
 
 @cache
@@ -159,6 +172,11 @@ class JobStore:
         """A whole tenant's jobs, newest first."""
         return self._page(self._model.org_created_index, "org_id", org_id, limit, cursor)
 
+    def queued_job_ids(self, org_id: str, limit: int) -> list[str]:
+        """The tenant's queued jobs, oldest first (the order they are started in)."""
+        results = self._model.queued_index.query(org_id, scan_index_forward=True, limit=limit)
+        return [item.id for item in results]
+
     def _page(
         self,
         index: GlobalSecondaryIndex[ExportJobItem],
@@ -186,6 +204,8 @@ class JobStore:
         """Move a job to `target` if its stored status allows it, applying `changes` with it."""
         allowed_from = sorted(status.value for status in sources_of(target))
         actions: list[Action] = [self._model.status.set(target.value)]
+        if target is not ExportStatus.QUEUED:
+            actions.append(self._model.queued_org_id.remove())
         actions += [self._action(name, value) for name, value in changes.items()]
         item = self._model(job_id)
         try:
@@ -234,6 +254,8 @@ class JobStore:
             org_id=job.org_id,
             owner_id=job.owner_id,
             owner_key=_owner_key(job.org_id, job.owner_id),
+            queued_org_id=job.org_id if job.status is ExportStatus.QUEUED else None,
+            request_hash=job.request_hash,
             dataset=job.dataset,
             format=job.format,
             compression=job.compression,
@@ -274,6 +296,7 @@ class JobStore:
             time_range=item.time_range,
             options=item.options,
             owner_scoped=bool(item.owner_scoped),
+            request_hash=item.request_hash,
             status=ExportStatus(item.status),
             progress=int(item.progress),
             rows_exported=None if item.rows_exported is None else int(item.rows_exported),

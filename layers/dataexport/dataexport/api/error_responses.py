@@ -7,6 +7,7 @@ generic message (the details go to the log with the request id, never to the cal
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -20,13 +21,18 @@ logger = Logger(child=True)
 
 
 def error_response(
-    status: int, error_code: str, message: str, detail: dict[str, Any] | None = None
+    status: int,
+    error_code: str,
+    message: str,
+    detail: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response[str]:
     body = {"error_code": error_code, "message": message, "detail": detail or {}}
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
         body=json.dumps(body, default=str),
+        headers=headers,
     )
 
 
@@ -40,9 +46,13 @@ def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
 
 
 def _domain_error(error: DataExportError) -> Response[str]:
+    for listener in _refusal_listeners:
+        listener(error)
     if error.http_status >= 500:
         logger.error("Request failed", extra={"error_code": error.error_code})
-    return error_response(error.http_status, error.error_code, error.message, error.detail)
+    return error_response(
+        error.http_status, error.error_code, error.message, error.detail, error.headers
+    )
 
 
 def _validation_error(error: RequestValidationError) -> Response[str]:
@@ -68,8 +78,18 @@ def _unexpected_error(error: Exception) -> Response[str]:
     return error_response(500, "INTERNAL", "Internal error; the request id identifies it.")
 
 
-def register_error_handlers(app: APIGatewayRestResolver) -> None:
-    """Install the one error shape on `app`: domain errors, validation, 404 and the rest."""
+_refusal_listeners: list[Callable[[DataExportError], None]] = []
+
+
+def register_error_handlers(
+    app: APIGatewayRestResolver, on_error: Callable[[DataExportError], None] | None = None
+) -> None:
+    """Install the one error shape on `app`: domain errors, validation, 404 and the rest.
+
+    `on_error` sees every domain error before it is answered (the API audits refusals).
+    """
+    if on_error is not None:
+        _refusal_listeners.append(on_error)
     app.exception_handler(DataExportError)(_domain_error)
     app.exception_handler(RequestValidationError)(_validation_error)
     app.not_found(_route_not_found)

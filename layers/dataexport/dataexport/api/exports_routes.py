@@ -6,19 +6,29 @@ import json
 from functools import cache
 from typing import Annotated, Any
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 
 from dataexport import components
+from dataexport.adapters.audit_store import AuditTrail
+from dataexport.api.idempotency import idempotent_create
 from dataexport.api.job_view import job_view
+from dataexport.audit import AuditEventType
 from dataexport.config import ApiConfig, cached_config
-from dataexport.errors import Unauthenticated
+from dataexport.errors import (
+    DataExportError,
+    PermissionDenied,
+    RateLimitExceeded,
+    Unauthenticated,
+)
 from dataexport.export_request import ExportRequest
-from dataexport.identity import Caller
+from dataexport.identity import Caller, RequestOrigin
 from dataexport.services import exports
 from dataexport.services.exports import ExportServices
 
+logger = Logger(child=True)
 router = Router()  # type: ignore[no-untyped-call]
 
 JobId = Annotated[str, Path(pattern=r"^exp_[0-9A-Za-z]{26}$", description="Export job id")]
@@ -30,9 +40,13 @@ def export_services() -> ExportServices:
     return ExportServices(
         jobs=components.job_store(config),
         objects=components.object_store(config),
-        workflow=components.export_workflow(config),
+        audit=components.audit_trail(config),
+        control=components.control_store(config),
+        queue=components.export_queue(config),
         catalog=components.catalog(config),
         download_url_ttl_seconds=config.download_url_ttl_seconds,
+        exports_per_hour=config.exports_per_hour,
+        tenant_exports_per_hour=dict(config.tenant_exports_per_hour),
     )
 
 
@@ -45,6 +59,51 @@ def current_caller() -> Caller:
         raise Unauthenticated("A valid bearer token is required.") from None
 
 
+def request_origin() -> RequestOrigin:
+    """The caller's address and API Gateway's request id, for the audit trail."""
+    context = router.current_event.raw_event.get("requestContext", {})
+    return RequestOrigin(
+        source_ip=(context.get("identity") or {}).get("sourceIp"),
+        request_id=context.get("requestId"),
+    )
+
+
+REFUSALS_AUDITED = {
+    PermissionDenied: AuditEventType.PERMISSION_DENIED,
+    RateLimitExceeded: AuditEventType.RATE_LIMIT_EXCEEDED,
+}
+
+
+def record_refusal(error: DataExportError) -> None:
+    """Audit a refused request (permission or rate limit); never turns the refusal into a 500."""
+    event_type = next(
+        (kind for cls, kind in REFUSALS_AUDITED.items() if isinstance(error, cls)), None
+    )
+    if event_type is None:
+        return
+    try:
+        caller = current_caller()
+        origin = request_origin()
+        event = router.current_event
+        cached_audit_trail().record(
+            event_type,
+            org_id=caller.org_id,
+            actor_id=caller.user_id,
+            actor_role=caller.role,
+            target_type="route",
+            target_id=f"{event.http_method} {event.path}",
+            source_ip=origin.source_ip,
+            request_id=origin.request_id,
+            detail={"error_code": error.error_code},
+        )
+    except Exception:
+        logger.exception("Could not record a refusal in the audit trail")
+
+
+def cached_audit_trail() -> AuditTrail:
+    return components.audit_trail(cached_config(ApiConfig))
+
+
 def _json(status: int, body: Any) -> Response[str]:
     return Response(
         status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body)
@@ -52,9 +111,22 @@ def _json(status: int, body: Any) -> Response[str]:
 
 
 @router.post("/v1/exports")
-def create_export(request: ExportRequest) -> Response[str]:
-    job = exports.create_export(current_caller(), request, export_services())
-    response = _json(202, job_view(job))
+def create_export(
+    request: ExportRequest,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"),
+    ] = None,
+) -> Response[str]:
+    caller = current_caller()
+    services = export_services()
+    if idempotency_key is None:
+        created = exports.create_export(caller, request, services, request_origin())
+    else:
+        created = idempotent_create(caller, request, idempotency_key, services, request_origin())
+    job = created.job
+    response = _json(202 if created.created else 200, job_view(job))
+    response.headers.update(created.rate.headers())
     response.headers["Location"] = f"/v1/exports/{job.id}"
     return response
 
@@ -77,7 +149,7 @@ def get_export(export_id: JobId) -> Response[str]:
 
 @router.get("/v1/exports/<export_id>/download")
 def download_export(export_id: JobId) -> Response[str]:
-    _, url = exports.download_url(current_caller(), export_id, export_services())
+    _, url = exports.download_url(current_caller(), export_id, export_services(), request_origin())
     return Response(
         status_code=302,
         headers={"Location": url, "Cache-Control": "no-store"},
@@ -88,5 +160,5 @@ def download_export(export_id: JobId) -> Response[str]:
 
 @router.delete("/v1/exports/<export_id>")
 def delete_export(export_id: JobId) -> Response[str]:
-    job = exports.delete_export(current_caller(), export_id, export_services())
+    job = exports.delete_export(current_caller(), export_id, export_services(), request_origin())
     return _json(200, job_view(job))

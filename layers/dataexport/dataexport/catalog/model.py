@@ -5,6 +5,12 @@ export time. The rules that matter for safety: every identifier is a plain lower
 (it is the only thing that ever reaches SQL as an identifier, always double-quoted), and every
 column a filter, sort, time range or key refers to is declared with a type.
 
+Source kinds: a dataset reads PostgreSQL (`source_kind: postgres`, the default) or one of the
+service's own DynamoDB sources (`source_kind: dynamodb`, listed in DYNAMODB_SOURCES: the audit
+trail). A DynamoDB dataset is read in order from the tenant's partition, so its tenant column and
+key are the source's partition and sort keys, it has no owner column, and its columns are the
+source's attributes with their types.
+
 Scope columns: `tenant_column` and `owner_column` restrict which rows a caller may see. They must
 exist in the source table, but they need not be declared in `columns`: a scope column that is
 not declared is used in the WHERE clause only and is never exported. Declare it in `columns` as
@@ -116,6 +122,46 @@ KEY_COLUMN_TYPES = frozenset(
 SORTABLE_COLUMN_TYPES = frozenset(ColumnType) - {ColumnType.JSON}
 
 
+class SourceKind(StrEnum):
+    POSTGRES = "postgres"
+    DYNAMODB = "dynamodb"
+
+
+class DynamoDbSource(BaseModel):
+    """The shape of a DynamoDB source the service can read: its keys and attribute types."""
+
+    model_config = ConfigDict(frozen=True)
+
+    partition_key: str
+    sort_key: str
+    attributes: dict[str, ColumnType]
+
+
+DYNAMODB_SOURCES: dict[str, DynamoDbSource] = {
+    # The audit trail (AuditTable): one partition per tenant, in seq order.
+    "audit_trail": DynamoDbSource(
+        partition_key="org_id",
+        sort_key="seq",
+        attributes={
+            "org_id": ColumnType.STRING,
+            "seq": ColumnType.INTEGER,
+            "event_id": ColumnType.STRING,
+            "type": ColumnType.STRING,
+            "at": ColumnType.TIMESTAMP,
+            "actor_id": ColumnType.STRING,
+            "actor_role": ColumnType.STRING,
+            "target_type": ColumnType.STRING,
+            "target_id": ColumnType.STRING,
+            "source_ip": ColumnType.STRING,
+            "request_id": ColumnType.STRING,
+            "detail": ColumnType.JSON,
+            "prev_hash": ColumnType.STRING,
+            "hash": ColumnType.STRING,
+        },
+    ),
+}
+
+
 class _CatalogModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -181,6 +227,7 @@ class Dataset(_CatalogModel):
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2000)
     source: SourceRef
+    source_kind: SourceKind = SourceKind.POSTGRES
     tenant_column: Identifier
     owner_column: Identifier | None = None
     time_column: Identifier | None = None
@@ -194,7 +241,12 @@ class Dataset(_CatalogModel):
 
     @model_validator(mode="after")
     def _check_references(self) -> Dataset:
-        problems = [*self._column_problems(), *self._filter_problems(), *self._sort_problems()]
+        problems = [
+            *self._column_problems(),
+            *self._filter_problems(),
+            *self._sort_problems(),
+            *self._dynamodb_problems(),
+        ]
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -274,6 +326,33 @@ class Dataset(_CatalogModel):
         if self.key in sort_columns and sort_columns[-1] != self.key:
             # Anything after a unique key never changes the order: it is a mistake.
             problems.append(f"default_sort: the key {self.key!r} must be the last entry")
+        return problems
+
+    def _dynamodb_problems(self) -> list[str]:
+        if self.source_kind is not SourceKind.DYNAMODB:
+            return []
+        source = DYNAMODB_SOURCES.get(self.source.table)
+        if source is None or self.source.schema_name != DEFAULT_SCHEMA:
+            known = ", ".join(sorted(DYNAMODB_SOURCES))
+            return [f"source: {self.source.table!r} is not a DynamoDB source (known: {known})"]
+        problems = []
+        if self.tenant_column != source.partition_key:
+            problems.append(f"tenant_column: must be the partition key {source.partition_key!r}")
+        if self.key != source.sort_key:
+            problems.append(f"key: must be the sort key {source.sort_key!r}")
+        if self.owner_column is not None:
+            problems.append("owner_column: a DynamoDB dataset is read by tenant only")
+        for index, column in enumerate(self.columns):
+            expected = source.attributes.get(column.name)
+            if expected is None:
+                problems.append(f"columns[{index}]: {column.name!r} is not an attribute of it")
+            elif column.type is not expected:
+                problems.append(f"columns[{index}]: {column.name!r} has type {expected}")
+        if any(
+            (spec.column, spec.direction) != (source.sort_key, SortDirection.ASC)
+            for spec in self.default_sort
+        ):
+            problems.append(f"default_sort: rows come in ascending {source.sort_key!r} order only")
         return problems
 
     # ----------------------------------------------------------------- lookups

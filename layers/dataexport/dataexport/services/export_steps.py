@@ -17,9 +17,10 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from dataexport import errors
+from dataexport.adapters.audit_store import AuditTrail
 from dataexport.adapters.job_store import RECORD_TTL_AFTER_EXPIRY, JobStore
 from dataexport.adapters.object_store import ObjectStore, content_disposition
-from dataexport.adapters.postgres import PostgresReader
+from dataexport.audit import AuditEventType
 from dataexport.catalog.loader import Catalog
 from dataexport.errors import DataExportError, IllegalTransition
 from dataexport.export_job import (
@@ -35,6 +36,8 @@ from dataexport.export_job import (
 from dataexport.export_request import ExportRequest, ResolvedExport, resolve_export
 from dataexport.formats.writer import PartPosition
 from dataexport.query_builder import RowScope
+from dataexport.row_sources import RowSourceFor
+from dataexport.services.export_queue import ExportQueue
 
 logger = Logger(child=True)
 
@@ -106,7 +109,7 @@ def row_scope(job: ExportJob) -> RowScope:
 
 # --------------------------------------------------------------------------- Query
 def plan_export(
-    job_id: str, *, jobs: JobStore, reader: PostgresReader, catalog: Catalog
+    job_id: str, *, jobs: JobStore, rows_for: RowSourceFor, catalog: Catalog
 ) -> ExportPlan:
     """Mark the job running, count its rows and split it into partitions."""
     job = jobs.get(job_id)
@@ -115,7 +118,7 @@ def plan_export(
     elif job.status is not ExportStatus.RUNNING:
         raise IllegalTransition(f"Export {job_id} is {job.status.value}; it cannot run.")
     resolved = resolve_job(job, catalog)
-    rows_total = reader.count(resolved.count(row_scope(job)))
+    rows_total = rows_for(resolved.dataset).count(resolved, row_scope(job))
     jobs.update_fields(job_id, rows_total=rows_total)
     logger.info("Export planned", extra={"job_id": job_id, "rows_total": rows_total})
     return ExportPlan(job_id, rows_total, [Partition(job_id, index=0, count=1)])
@@ -157,7 +160,7 @@ def format_partition(
     partition: Partition,
     *,
     jobs: JobStore,
-    reader: PostgresReader,
+    rows_for: RowSourceFor,
     objects: ObjectStore,
     catalog: Catalog,
 ) -> PartSummary:
@@ -168,7 +171,7 @@ def format_partition(
     resolved = resolve_job(job, catalog)
     key = staging_key(job.id, partition.index)
     position = PartPosition(first=partition.index == 0, last=partition.index == partition.count - 1)
-    rows = reader.stream(resolved.select(row_scope(job)))
+    rows = rows_for(resolved.dataset).stream(resolved, row_scope(job))
     progress = _ProgressReporter(job.id, job.rows_total, jobs)
     with objects.open_sink(key, resolved.writer.media_type) as sink:
         writer = resolved.writer(resolved.columns, resolved.options, sink, position)
@@ -193,12 +196,15 @@ def complete_export(
     jobs: JobStore,
     objects: ObjectStore,
     catalog: Catalog,
+    queue: ExportQueue,
     retention: timedelta,
 ) -> ExportJob:
-    """Put the formatted parts in place as the final file and mark the job completed."""
+    """Put the formatted parts in place as the final file, mark the job completed, and hand
+    its running slot to the tenant's next queued export."""
     job = jobs.get(job_id)
     if job.status is ExportStatus.COMPLETED:
-        return job  # a retried Upload after success
+        queue.finished(job.org_id, job_id)  # a retried Upload after success
+        return job
     if job.status is not ExportStatus.RUNNING:
         raise IllegalTransition(f"Export {job_id} is {job.status.value}; it cannot complete.")
     ordered = sorted(parts, key=lambda part: part.index)
@@ -228,6 +234,7 @@ def complete_export(
         ttl=expires_at + RECORD_TTL_AFTER_EXPIRY,
     )
     logger.info("Export completed", extra={"job_id": job_id, "rows": rows})
+    queue.finished(job.org_id, job_id)
     return completed
 
 
@@ -275,10 +282,39 @@ def safe_job_error(error_name: str, cause: str | None) -> JobError:
 
 
 def fail_export(
-    job_id: str, error_name: str, cause: str | None, *, jobs: JobStore, objects: ObjectStore
+    job_id: str,
+    error_name: str,
+    cause: str | None,
+    *,
+    jobs: JobStore,
+    objects: ObjectStore,
+    queue: ExportQueue,
+    audit: AuditTrail,
 ) -> ExportJob:
-    """Mark the job failed with a safe reason; abort its uploads and remove partial objects."""
+    """Mark the job failed with a safe reason; abort its uploads, remove partial objects,
+    audit it, and hand its running slot to the tenant's next queued export."""
     job = jobs.get(job_id)
+    try:
+        failed = _record_failure(job, error_name, cause, jobs=jobs, objects=objects)
+        if failed.status is ExportStatus.FAILED and failed.error is not None:
+            audit.record(
+                AuditEventType.EXPORT_FAILED,
+                org_id=job.org_id,
+                actor_id=job.owner_id,
+                actor_role="system",
+                target_type="export",
+                target_id=job.id,
+                detail={"dataset": job.dataset, "error_code": failed.error.code},
+            )
+        return failed
+    finally:
+        queue.finished(job.org_id, job_id)
+
+
+def _record_failure(
+    job: ExportJob, error_name: str, cause: str | None, *, jobs: JobStore, objects: ObjectStore
+) -> ExportJob:
+    job_id = job.id
     for prefix in (staging_prefix(job_id), export_key(job)):
         objects.abort_uploads(prefix)
     objects.delete_prefix(staging_prefix(job_id))

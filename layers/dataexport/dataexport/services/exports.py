@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aws_lambda_powertools import Logger
 
+from dataexport.adapters.audit_store import AuditTrail
+from dataexport.adapters.control_store import ControlStore
 from dataexport.adapters.job_store import JobPage, JobStore
 from dataexport.adapters.object_store import ObjectStore
-from dataexport.adapters.workflow import ExportWorkflow
+from dataexport.audit import AuditEventType
 from dataexport.catalog.loader import Catalog
 from dataexport.errors import (
+    Conflict,
     DataExportError,
     ExportExpired,
     ExportNotFound,
     ExportNotReady,
     PermissionDenied,
+    RateLimitExceeded,
 )
 from dataexport.export_job import (
     ExportJob,
@@ -26,9 +33,15 @@ from dataexport.export_job import (
     utc_now,
 )
 from dataexport.export_request import ExportRequest, ResolvedExport, resolve_export
-from dataexport.identity import DATA_EXPORT_PERMISSION, Caller
+from dataexport.identity import DATA_EXPORT_PERMISSION, Caller, RequestOrigin
+from dataexport.rate_limit import RateDecision, limit_for
+from dataexport.services.export_queue import ExportQueue
 
 logger = Logger(child=True)
+
+# Identical requests are folded into a live job for as long as a job may reasonably run.
+LIVE_REQUEST_TTL = timedelta(days=2)
+LIVE_JOB_WAIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -37,9 +50,25 @@ class ExportServices:
 
     jobs: JobStore
     objects: ObjectStore
-    workflow: ExportWorkflow
+    audit: AuditTrail
+    control: ControlStore
+    queue: ExportQueue
     catalog: Catalog
     download_url_ttl_seconds: int
+    exports_per_hour: int
+    tenant_exports_per_hour: dict[str, int]
+
+    def rate_limit_for(self, org_id: str) -> int:
+        return limit_for(org_id, self.exports_per_hour, self.tenant_exports_per_hour)
+
+
+@dataclass(frozen=True)
+class CreatedExport:
+    """The answer to a create: the job, whether it was new, and the caller's rate-limit state."""
+
+    job: ExportJob
+    created: bool
+    rate: RateDecision
 
 
 def _require_export_permission(caller: Caller) -> None:
@@ -63,11 +92,98 @@ def file_name_for(job_id: str, resolved: ResolvedExport) -> str:
     return f"{resolved.dataset.name}-{start}-{end}-{job_id}.{resolved.writer.extension}"
 
 
-def create_export(caller: Caller, request: ExportRequest, services: ExportServices) -> ExportJob:
-    """Validate the request, record the job as queued and start its execution."""
+def request_hash(request: ExportRequest, resolved: ResolvedExport) -> str:
+    """A digest that is equal for requests that would export the same thing."""
+    normalized = {
+        "dataset": resolved.dataset.name,
+        "format": request.format,
+        "fields": resolved.fields,
+        "filters": sorted(
+            json.dumps(item.model_dump(), sort_keys=True, default=str) for item in request.filters
+        ),
+        "time_range": request.time_range.model_dump() if request.time_range else None,
+        "options": request.options.model_dump(),
+    }
+    return hashlib.sha256(json.dumps(normalized, sort_keys=True).encode()).hexdigest()
+
+
+def _live_job(job_id: str | None, services: ExportServices) -> ExportJob | None:
+    if job_id is None:
+        return None
+    # The job is written right after its live-request claim: allow a concurrent creator that
+    # much time before concluding it is gone.
+    deadline = time.monotonic() + LIVE_JOB_WAIT_SECONDS
+    while True:
+        try:
+            job = services.jobs.get(job_id)
+        except ExportNotFound:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+            continue
+        return job if job.is_live else None
+
+
+def record(
+    event_type: AuditEventType,
+    caller: Caller,
+    origin: RequestOrigin,
+    services: ExportServices,
+    job: ExportJob,
+) -> None:
+    """Append what the caller did to their tenant's audit trail (before answering them)."""
+    services.audit.record(
+        event_type,
+        org_id=caller.org_id,
+        actor_id=caller.user_id,
+        actor_role=caller.role,
+        target_type="export",
+        target_id=job.id,
+        source_ip=origin.source_ip,
+        request_id=origin.request_id,
+        detail={"dataset": job.dataset, "format": job.format},
+    )
+
+
+def create_export(
+    caller: Caller, request: ExportRequest, services: ExportServices, origin: RequestOrigin
+) -> CreatedExport:
+    """Validate, fold into an identical live job, apply the rate limit, queue and start."""
     _require_export_permission(caller)
     resolved = resolve_export(request, services.catalog, caller)
+    digest = request_hash(request, resolved)
+    limit = services.rate_limit_for(caller.org_id)
+    previous = services.control.live_job_for(caller.org_id, caller.user_id, digest)
+    live = _live_job(previous, services)
+    if live is not None:
+        rate = services.control.rate_state(caller.org_id, caller.user_id, limit, utc_now())
+        return CreatedExport(live, created=False, rate=rate)
+
+    rate = services.control.admit(caller.org_id, caller.user_id, limit, utc_now())
+    if not rate.allowed:
+        raise RateLimitExceeded(
+            f"At most {limit} exports may be created per hour; "
+            f"try again in {rate.retry_after_seconds} seconds.",
+            rate.retry_after_seconds,
+            rate.headers(),
+        )
     job_id = new_job_id()
+    now = utc_now()
+    if not services.control.claim_live_request(
+        caller.org_id,
+        caller.user_id,
+        digest,
+        job_id=job_id,
+        replacing=previous,
+        expires_at=now + LIVE_REQUEST_TTL,
+    ):
+        # An identical request won the race: answer with its job.
+        winner = _live_job(
+            services.control.live_job_for(caller.org_id, caller.user_id, digest), services
+        )
+        if winner is not None:
+            return CreatedExport(winner, created=False, rate=rate)
+        raise Conflict("An identical export is being created; retry in a moment.")
     job = ExportJob(
         id=job_id,
         org_id=caller.org_id,
@@ -79,14 +195,23 @@ def create_export(caller: Caller, request: ExportRequest, services: ExportServic
         time_range=request.time_range.model_dump() if request.time_range else None,
         options=request.options.model_dump(),
         owner_scoped=not caller.is_admin and resolved.dataset.owner_column is not None,
+        request_hash=digest,
         file_name=file_name_for(job_id, resolved),
-        created_at=utc_now(),
+        created_at=now,
     )
     services.jobs.create(job)
+    record(AuditEventType.DATA_EXPORT, caller, origin, services, job)
+    _start_queued(job, services)
+    logger.info("Export created", extra={"job_id": job.id, "dataset": job.dataset})
+    return CreatedExport(services.jobs.get(job.id), created=True, rate=rate)
+
+
+def _start_queued(job: ExportJob, services: ExportServices) -> None:
+    """Start the tenant's queue (this job included, if a slot is free and it is next)."""
     try:
-        execution_arn = services.workflow.start(job.id)
+        services.queue.drain(job.org_id)
     except Exception:
-        # Nothing was started: record why instead of leaving a job queued forever.
+        # Nothing may stay queued without a way to start: record why and free the slot.
         logger.exception("Could not start the export execution", extra={"job_id": job.id})
         services.jobs.transition(
             job.id,
@@ -94,10 +219,8 @@ def create_export(caller: Caller, request: ExportRequest, services: ExportServic
             error=JobError(code="INTERNAL", message="The export could not be started."),
             completed_at=utc_now(),
         )
+        services.control.release_running_slot(job.org_id, job.id)
         raise DataExportError("The export could not be started; try again later.") from None
-    services.jobs.update_fields(job.id, execution_arn=execution_arn)
-    logger.info("Export created", extra={"job_id": job.id, "dataset": job.dataset})
-    return job.model_copy(update={"execution_arn": execution_arn})
 
 
 def get_export(caller: Caller, job_id: str, services: ExportServices) -> ExportJob:
@@ -118,7 +241,9 @@ def list_exports(
     return services.jobs.list_for_owner(caller.org_id, caller.user_id, limit, cursor)
 
 
-def download_url(caller: Caller, job_id: str, services: ExportServices) -> tuple[ExportJob, str]:
+def download_url(
+    caller: Caller, job_id: str, services: ExportServices, origin: RequestOrigin
+) -> tuple[ExportJob, str]:
     """A short-lived presigned URL for a completed export."""
     _require_export_permission(caller)
     job = get_export(caller, job_id, services)
@@ -131,6 +256,7 @@ def download_url(caller: Caller, job_id: str, services: ExportServices) -> tuple
             f"Export {job_id} is {job.status.value}; it can be downloaded once completed.",
             {"id": job_id, "status": job.status.value},
         )
+    record(AuditEventType.DATA_EXPORTED, caller, origin, services, job)
     url = services.objects.presigned_download_url(
         job.s3_key, job.file_name, services.download_url_ttl_seconds
     )
@@ -138,7 +264,9 @@ def download_url(caller: Caller, job_id: str, services: ExportServices) -> tuple
     return job, url
 
 
-def delete_export(caller: Caller, job_id: str, services: ExportServices) -> ExportJob:
+def delete_export(
+    caller: Caller, job_id: str, services: ExportServices, origin: RequestOrigin
+) -> ExportJob:
     """Delete the export's file and mark it deleted; running jobs must be cancelled first."""
     job = get_export(caller, job_id, services)
     if job.legal_hold:
@@ -153,5 +281,6 @@ def delete_export(caller: Caller, job_id: str, services: ExportServices) -> Expo
     if job.s3_key is not None and job.status is ExportStatus.COMPLETED:
         services.objects.delete(job.s3_key)
     deleted = services.jobs.transition(job.id, ExportStatus.DELETED)
+    record(AuditEventType.DATA_DELETED, caller, origin, services, job)
     logger.info("Export deleted", extra={"job_id": job.id})
     return deleted

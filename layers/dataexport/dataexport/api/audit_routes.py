@@ -1,0 +1,79 @@
+"""Routes of /v1/audit-events: the audit trail (admins: their tenant; operators: any tenant)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from functools import cache
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from dataexport import components
+from dataexport.adapters.audit_store import AuditTrail
+from dataexport.api.exports_routes import current_caller
+from dataexport.audit import AuditEvent
+from dataexport.config import AuditTableConfig, cached_config
+from dataexport.services import audit_events
+from dataexport.services.audit_events import AuditQuery
+
+router = Router()  # type: ignore[no-untyped-call]
+
+OrgId = Annotated[
+    str | None, Query(min_length=1, max_length=256, description="Tenant (operators: required)")
+]
+
+
+@cache
+def audit_trail() -> AuditTrail:
+    return components.audit_trail(cached_config(AuditTableConfig))
+
+
+def event_view(event: AuditEvent) -> dict[str, Any]:
+    """An event exactly as it was hashed, plus its hash, so a reader can check it themselves."""
+    return {**event.hashed_fields(), "hash": event.hash}
+
+
+def _json(body: Any) -> Response[str]:
+    return Response(
+        status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(body)
+    )
+
+
+@router.get("/v1/audit-events")
+def list_audit_events(
+    *,
+    org: OrgId = None,
+    type: Annotated[
+        list[str] | None,
+        Query(description="Event types, repeated or comma-separated (e.g. DATA_EXPORT)"),
+    ] = None,
+    actor: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    start: Annotated[
+        datetime | None, Query(alias="from", description="ISO 8601, inclusive")
+    ] = None,
+    end: Annotated[datetime | None, Query(alias="to", description="ISO 8601, exclusive")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> Response[str]:
+    query = AuditQuery(
+        org=org,
+        types=tuple(type or ()),
+        actor_id=actor,
+        start=start,
+        end=end,
+        limit=limit,
+        cursor=cursor,
+    )
+    page = audit_events.list_audit_events(current_caller(), query, audit_trail())
+    return _json(
+        {"items": [event_view(event) for event in page.events], "next_cursor": page.next_cursor}
+    )
+
+
+@router.get("/v1/audit-events/verify")
+def verify_audit_chain(org: OrgId = None) -> Response[str]:
+    report = audit_events.verify_audit_chain(current_caller(), org, audit_trail())
+    return _json(report.model_dump(mode="json"))
