@@ -88,12 +88,17 @@ class LambdaDispatcher:
     Each dispatcher is a new deployment: handler modules are imported afresh (once, on first use)
     under a unique name, and the packages of the functions' layers are re-imported too, so their
     module-level caches (configuration read from the environment, clients) belong to it.
+
+    Each function runs one invocation at a time, like a single Lambda instance: a Lambda process
+    never runs two events at once, and handlers may keep per-request state in module globals
+    (Powertools' resolver keeps the current event there). Different functions run concurrently.
     """
 
     def __init__(self, functions: Sequence[FunctionSpec]) -> None:
         self._functions = tuple(functions)
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
+        self._instance_locks = {function.logical_id: threading.Lock() for function in functions}
         self._layer_packages_purged = False
 
     @property
@@ -121,7 +126,8 @@ class LambdaDispatcher:
             function, invoked_arn=_as_arn(name_or_arn, function)
         )
         try:
-            result = handler(event, context)
+            with self._instance_locks[function.logical_id]:
+                result = handler(event, context)
         except Exception as exc:
             logger.exception("%s failed (request %s)", function.name, context.aws_request_id)
             return _error(type(exc).__name__, str(exc), context.aws_request_id, exc)

@@ -45,9 +45,6 @@ def test_thirty_concurrent_creates_admit_exactly_the_limit(runtime: Any) -> None
         )
 
     # Then exactly 10 are accepted and 20 refused with a usable Retry-After
-    for n, a in enumerate(answers):
-        if a.status == 200:
-            print("DEBUG200", n, a.json()["id"], a.json()["filters"])
     accepted = [a for a in answers if a.status == 202]
     refused = [a for a in answers if a.status == 429]
     assert len(accepted) == 10 and len(refused) == 20, sorted(a.status for a in answers)
@@ -58,6 +55,20 @@ def test_thirty_concurrent_creates_admit_exactly_the_limit(runtime: Any) -> None
     for answer in answers:
         assert answer.headers["X-RateLimit-Limit"] == "10"
         assert int(answer.headers["X-RateLimit-Reset"]) > time.time()
+
+    # And the audit trail holds one RATE_LIMIT_EXCEEDED per refusal
+    audit = client.call(
+        "GET", "/v1/audit-events?type=RATE_LIMIT_EXCEEDED&actor=rate_user&limit=200"
+    )
+    assert len(audit.json()["items"]) == 20
+    assert (
+        len(
+            client.call(
+                "GET", "/v1/audit-events?type=DATA_EXPORT&actor=rate_user&limit=200"
+            ).json()["items"]
+        )
+        == 10
+    )
 
     # And the tenant never runs more than the cap at once; queued jobs start in creation order
     ids = [answer.json()["id"] for answer in accepted]
