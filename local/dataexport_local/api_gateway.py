@@ -529,6 +529,8 @@ def _header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
 class _GatewayServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 resets connections when many clients arrive at once.
+    request_queue_size = 128
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from dataexport.api.exports_routes import current_caller, export_services
+from dataexport.api.exports_routes import export_services, tenant_user
 from dataexport.catalog.model import Dataset
 from dataexport.errors import DatasetNotFound
 
@@ -47,14 +47,14 @@ def _json(body: Any) -> Response[str]:
 
 @router.get("/v1/datasets")
 def list_datasets() -> Response[str]:
-    role = current_caller().role.value
+    role = tenant_user().role.value
     catalog = export_services().catalog
     return _json({"items": [dataset_view(d) for d in catalog.datasets() if role in d.roles]})
 
 
 @router.get("/v1/datasets/<name>")
 def get_dataset(name: Annotated[str, Path(max_length=64)]) -> Response[str]:
-    role = current_caller().role.value
+    role = tenant_user().role.value
     dataset = export_services().catalog.get(name)
     if role not in dataset.roles:
         raise DatasetNotFound(name)  # datasets a role may not use are not shown to it

@@ -24,7 +24,7 @@ from dataexport.errors import (
     Unauthenticated,
 )
 from dataexport.export_request import ExportRequest
-from dataexport.identity import Caller, RequestOrigin
+from dataexport.identity import Caller, RequestOrigin, Role
 from dataexport.services import exports
 from dataexport.services.exports import ExportServices
 
@@ -57,6 +57,18 @@ def current_caller() -> Caller:
         return Caller.from_authorizer_context(context)
     except ValueError:
         raise Unauthenticated("A valid bearer token is required.") from None
+
+
+def tenant_user() -> Caller:
+    """The caller, if they act within a tenant: operators run backups and read the audit trail,
+    they do not export tenants' data."""
+    caller = current_caller()
+    if caller.role is Role.OPERATOR:
+        raise PermissionDenied(
+            "Operators manage backups and the audit trail; exports belong to a tenant's users.",
+            {"role": caller.role.value},
+        )
+    return caller
 
 
 def request_origin() -> RequestOrigin:
@@ -118,7 +130,7 @@ def create_export(
         Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"),
     ] = None,
 ) -> Response[str]:
-    caller = current_caller()
+    caller = tenant_user()
     services = export_services()
     if idempotency_key is None:
         created = exports.create_export(caller, request, services, request_origin())
@@ -136,7 +148,7 @@ def list_exports(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response[str]:
-    page = exports.list_exports(current_caller(), limit, cursor, export_services())
+    page = exports.list_exports(tenant_user(), limit, cursor, export_services())
     return _json(
         200, {"items": [job_view(job) for job in page.jobs], "next_cursor": page.next_cursor}
     )
@@ -144,12 +156,12 @@ def list_exports(
 
 @router.get("/v1/exports/<export_id>")
 def get_export(export_id: JobId) -> Response[str]:
-    return _json(200, job_view(exports.get_export(current_caller(), export_id, export_services())))
+    return _json(200, job_view(exports.get_export(tenant_user(), export_id, export_services())))
 
 
 @router.get("/v1/exports/<export_id>/download")
 def download_export(export_id: JobId) -> Response[str]:
-    _, url = exports.download_url(current_caller(), export_id, export_services(), request_origin())
+    _, url = exports.download_url(tenant_user(), export_id, export_services(), request_origin())
     return Response(
         status_code=302,
         headers={"Location": url, "Cache-Control": "no-store"},
@@ -160,5 +172,5 @@ def download_export(export_id: JobId) -> Response[str]:
 
 @router.delete("/v1/exports/<export_id>")
 def delete_export(export_id: JobId) -> Response[str]:
-    job = exports.delete_export(current_caller(), export_id, export_services(), request_origin())
+    job = exports.delete_export(tenant_user(), export_id, export_services(), request_origin())
     return _json(200, job_view(job))
