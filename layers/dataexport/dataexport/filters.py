@@ -292,3 +292,34 @@ def parse_time_window(raw: Mapping[str, Any] | None, dataset: Dataset) -> TimeWi
                 {"max_span_days": dataset.max_span_days},
             )
     return window
+
+
+# ----------------------------------------------------------------------- checks at use time
+def checked_fields(dataset: Dataset, fields: Sequence[str]) -> list[str]:
+    """`fields` if every one is a column of `dataset`; InvalidRequest naming the others."""
+    if not fields:
+        raise InvalidRequest("fields", "Select at least one field.")
+    unknown = [name for name in fields if not dataset.has_column(name)]
+    if unknown:
+        raise InvalidRequest(
+            "fields",
+            f"Unknown field(s) for dataset {dataset.name!r}: "
+            f"{', '.join(repr(name) for name in unknown)}.",
+            {"unknown": unknown},
+        )
+    return list(fields)
+
+
+def check_clause(dataset: Dataset, clause: FilterClause, index: int) -> None:
+    """Refuse a filter on a column or with an operator the dataset does not allow."""
+    spec = dataset.filter_for(clause.column)
+    if spec is None or not dataset.has_column(clause.column):
+        raise InvalidRequest(
+            f"filters[{index}].field",
+            f"Field {clause.column!r} cannot be filtered in dataset {dataset.name!r}.",
+        )
+    if clause.op not in spec.operators:
+        raise InvalidRequest(
+            f"filters[{index}].op",
+            f"Operator {clause.op.value!r} is not allowed on {clause.column!r}.",
+        )

@@ -29,7 +29,7 @@ from dataexport.catalog.model import (
     SortSpec,
 )
 from dataexport.errors import InvalidRequest
-from dataexport.filters import FilterClause, TimeWindow
+from dataexport.filters import FilterClause, TimeWindow, check_clause, checked_fields
 
 LIKE_ESCAPE = "\\"
 
@@ -92,17 +92,7 @@ def _source(dataset: Dataset) -> str:
 def _filter_condition(
     dataset: Dataset, clause: FilterClause, index: int, params: _Parameters
 ) -> str:
-    spec = dataset.filter_for(clause.column)
-    if spec is None or not dataset.has_column(clause.column):
-        raise InvalidRequest(
-            f"filters[{index}].field",
-            f"Field {clause.column!r} cannot be filtered in dataset {dataset.name!r}.",
-        )
-    if clause.op not in spec.operators:
-        raise InvalidRequest(
-            f"filters[{index}].op",
-            f"Operator {clause.op.value!r} is not allowed on {clause.column!r}.",
-        )
+    check_clause(dataset, clause, index)
     column = quote_identifier(clause.column)
     op = clause.op
     value = clause.value
@@ -170,20 +160,6 @@ def _order_by(dataset: Dataset) -> str:
     )
 
 
-def _checked_fields(dataset: Dataset, fields: Sequence[str]) -> list[str]:
-    if not fields:
-        raise InvalidRequest("fields", "Select at least one field.")
-    unknown = [name for name in fields if not dataset.has_column(name)]
-    if unknown:
-        raise InvalidRequest(
-            "fields",
-            f"Unknown field(s) for dataset {dataset.name!r}: "
-            f"{', '.join(repr(name) for name in unknown)}.",
-            {"unknown": unknown},
-        )
-    return list(fields)
-
-
 def build_select(
     dataset: Dataset,
     fields: Sequence[str],
@@ -192,7 +168,7 @@ def build_select(
     window: TimeWindow,
 ) -> BoundQuery:
     """The query returning `fields` (in that order) of the rows in scope, in a stable order."""
-    columns = ", ".join(quote_identifier(name) for name in _checked_fields(dataset, fields))
+    columns = ", ".join(quote_identifier(name) for name in checked_fields(dataset, fields))
     params = _Parameters()
     where = _where(dataset, scope, filters, window, params)
     sql = f"SELECT {columns} FROM {_source(dataset)} WHERE {where} ORDER BY {_order_by(dataset)}"

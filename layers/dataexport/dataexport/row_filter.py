@@ -12,23 +12,13 @@ from typing import Any
 
 from dataexport.catalog.model import Dataset, FilterOperator
 from dataexport.errors import InvalidRequest
-from dataexport.filters import FilterClause, TimeWindow
+from dataexport.filters import FilterClause, TimeWindow, check_clause
 
 
 def check_clauses(dataset: Dataset, filters: Sequence[FilterClause]) -> None:
     """Refuse a filter on a column or with an operator the dataset does not allow."""
     for index, clause in enumerate(filters):
-        spec = dataset.filter_for(clause.column)
-        if spec is None or not dataset.has_column(clause.column):
-            raise InvalidRequest(
-                f"filters[{index}].field",
-                f"Field {clause.column!r} cannot be filtered in dataset {dataset.name!r}.",
-            )
-        if clause.op not in spec.operators:
-            raise InvalidRequest(
-                f"filters[{index}].op",
-                f"Operator {clause.op.value!r} is not allowed on {clause.column!r}.",
-            )
+        check_clause(dataset, clause, index)
 
 
 def clause_matches(value: Any, clause: FilterClause) -> bool:

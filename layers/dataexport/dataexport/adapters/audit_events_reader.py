@@ -13,8 +13,7 @@ from typing import Any, Final
 from dataexport.adapters.audit_store import AuditTrail
 from dataexport.audit import AuditEvent
 from dataexport.catalog.model import Dataset, SourceKind
-from dataexport.errors import InvalidRequest
-from dataexport.filters import FilterClause, TimeWindow
+from dataexport.filters import FilterClause, TimeWindow, checked_fields
 from dataexport.query_builder import RowScope
 from dataexport.row_filter import check_clauses, row_matches
 
@@ -81,14 +80,5 @@ class AuditEventsReader:
         if scope.owner_id is not None:
             # The dataset has no owner column: only a whole-tenant reader (an admin) may read it.
             raise ValueError(f"dataset {dataset.name!r} is read by whole tenants only")
-        if not fields:
-            raise InvalidRequest("fields", "Select at least one field.")
-        unknown = [name for name in fields if not dataset.has_column(name)]
-        if unknown:
-            raise InvalidRequest(
-                "fields",
-                f"Unknown field(s) for dataset {dataset.name!r}: "
-                f"{', '.join(repr(name) for name in unknown)}.",
-                {"unknown": unknown},
-            )
+        checked_fields(dataset, fields)
         check_clauses(dataset, filters)

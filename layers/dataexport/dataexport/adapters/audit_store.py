@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any, Final
 
 from aws_lambda_powertools import Logger
@@ -28,6 +27,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
+from dataexport.adapters.dynamodb_models import bound_model
 from dataexport.audit import (
     ActorRole,
     AuditEvent,
@@ -70,7 +70,7 @@ class AuditEventItem(Model):
     """Storage shape of an AuditEvent; never leaves this module."""
 
     class Meta:
-        table_name = "AuditTable"  # replaced per deployment by _bound_model
+        table_name = "AuditTable"  # replaced per deployment by bound_model
 
     org_id = UnicodeAttribute(hash_key=True)
     seq = NumberAttribute(range_key=True)
@@ -90,13 +90,6 @@ class AuditEventItem(Model):
     chain_start = UnicodeAttribute(null=True)
 
     tenants_index = _TenantsIndex()
-
-
-@cache
-def _bound_model(table_name: str, region: str) -> type[AuditEventItem]:
-    """AuditEventItem bound to this deployment's table (names are only known at run time)."""
-    meta = type("Meta", (), {"table_name": table_name, "region": region})
-    return type(f"AuditEventItem_{table_name}", (AuditEventItem,), {"Meta": meta})
 
 
 @dataclass(frozen=True)
@@ -134,7 +127,7 @@ class AuditTrail:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         pause: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._model = _bound_model(table_name, region)
+        self._model = bound_model(AuditEventItem, table_name, region)
         self._clock = clock
         self._pause = pause
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from functools import cache
 
 from aws_lambda_powertools import Logger
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.exceptions import UpdateError
 from pynamodb.models import Model
 
+from dataexport.adapters.dynamodb_models import bound_model
 from dataexport.rate_limit import RATE_WINDOW, RateDecision
 
 logger = Logger(child=True)
@@ -25,19 +25,13 @@ class ControlItem(Model):
     """Storage shape of one coordination item; never leaves this module."""
 
     class Meta:
-        table_name = "ControlTable"  # replaced per deployment by _bound_model
+        table_name = "ControlTable"  # replaced per deployment by bound_model
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
     used_at = NumberAttribute(null=True)
     job_id = UnicodeAttribute(null=True)
     ttl = TTLAttribute(null=True)
-
-
-@cache
-def _bound_model(table_name: str, region: str) -> type[ControlItem]:
-    meta = type("Meta", (), {"table_name": table_name, "region": region})
-    return type(f"ControlItem_{table_name}", (ControlItem,), {"Meta": meta})
 
 
 def _slot_key(index: int) -> str:
@@ -50,7 +44,7 @@ def _lost_race(exc: UpdateError) -> bool:
 
 class ControlStore:
     def __init__(self, table_name: str, region: str) -> None:
-        self._model = _bound_model(table_name, region)
+        self._model = bound_model(ControlItem, table_name, region)
 
     def _items(self, pk: str) -> dict[str, ControlItem]:
         return {item.sk: item for item in self._model.query(pk, consistent_read=True)}

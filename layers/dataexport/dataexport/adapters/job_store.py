@@ -12,7 +12,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -29,6 +28,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
+from dataexport.adapters.dynamodb_models import bound_model
 from dataexport.errors import ExportNotFound, IllegalTransition, InvalidRequest
 from dataexport.export_job import (
     ExportJob,
@@ -75,7 +75,7 @@ class ExportJobItem(Model):
     """Storage shape of an ExportJob; never leaves this module."""
 
     class Meta:
-        table_name = "ExportsTable"  # replaced per deployment by _bound_model
+        table_name = "ExportsTable"  # replaced per deployment by bound_model
 
     id = UnicodeAttribute(hash_key=True)
     org_id = UnicodeAttribute()
@@ -115,13 +115,6 @@ class ExportJobItem(Model):
     queued_index = _QueuedIndex()
 
 
-@cache
-def _bound_model(table_name: str, region: str) -> type[ExportJobItem]:
-    """ExportJobItem bound to this deployment's table (names are only known at run time)."""
-    meta = type("Meta", (), {"table_name": table_name, "region": region})
-    return type(f"ExportJobItem_{table_name}", (ExportJobItem,), {"Meta": meta})
-
-
 def _owner_key(org_id: str, owner_id: str) -> str:
     return f"{org_id}#{owner_id}"
 
@@ -149,7 +142,7 @@ class JobStore:
     """Reads and writes ExportJobs; the only code that knows the table's shape."""
 
     def __init__(self, table_name: str, region: str) -> None:
-        self._model = _bound_model(table_name, region)
+        self._model = bound_model(ExportJobItem, table_name, region)
 
     # ----------------------------------------------------------------- reads
     def get(self, job_id: str) -> ExportJob:

@@ -1,0 +1,25 @@
+"""pynamodb models are declared once and bound to each deployment's table at run time.
+
+Table names come from the function's configuration, which is read on first use, never at import
+time; so each model is declared with a placeholder name and bound here, once per table.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TypeVar, cast
+
+from pynamodb.models import Model
+
+ModelT = TypeVar("ModelT", bound=Model)
+
+
+def bound_model(model: type[ModelT], table_name: str, region: str) -> type[ModelT]:
+    """`model` reading and writing the table `table_name` in `region` (one class per table)."""
+    return cast(type[ModelT], _bound(model, table_name, region))
+
+
+@cache
+def _bound(model: type[Model], table_name: str, region: str) -> type[Model]:
+    meta = type("Meta", (), {"table_name": table_name, "region": region})
+    return type(f"{model.__name__}_{table_name}", (model,), {"Meta": meta})
