@@ -30,7 +30,7 @@ MYPY_TARGETS := layers/dataexport/dataexport local/dataexport_local tests \
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv sam lint format typecheck validate build pytest test test-slow demo local bench \
+.PHONY: help venv sam lint format typecheck validate build pytest test test-slow demo local bench bench-smoke \
 	clean distclean
 
 help: ## list the targets
@@ -82,6 +82,7 @@ test: venv sam ## everything CI checks: lint, types, template, build, tests
 	$(MAKE) --no-print-directory typecheck
 	$(MAKE) --no-print-directory validate
 	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory bench-smoke
 	$(MAKE) --no-print-directory pytest
 
 test-slow: venv ## only the tests marked slow (large data)
@@ -93,8 +94,11 @@ demo: venv ## one real export end to end on the local runtime
 local: venv ## serve the API locally on PORT (default 3000)
 	$(VENV_BIN)/dataexport-local serve --port $(PORT)
 
-bench: venv ## benchmarks: ratios against PostgreSQL's COPY, printed
+bench: venv ## benchmarks: ratios against PostgreSQL's COPY, printed (BENCH_ROWS, default 2,000,000)
 	$(VENV_BIN)/pytest tests/bench -s
+
+bench-smoke: venv ## the benchmarks at a small size, so CI knows they still run
+	BENCH_ROWS=20000 $(VENV_BIN)/pytest tests/bench -s
 
 clean: ## remove build output and caches (keeps .venv, .tools and .local)
 	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache build dist
