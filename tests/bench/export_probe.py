@@ -23,6 +23,7 @@ from dataexport.export_request import ExportRequest, resolve_export
 from dataexport.formats import FORMATS
 from dataexport.formats.writer import PartPosition
 from dataexport.query_builder import BoundQuery, RowScope
+from tests.process_memory import peak_rss_bytes
 
 TENANT = "org_acme"
 
@@ -35,14 +36,6 @@ class CountingSink:
 
     def write(self, data: bytes) -> None:
         self.bytes += len(data)
-
-
-def peak_rss_bytes() -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("VmHWM is not reported on this system")
 
 
 def connect(secret: DatabaseSecret) -> pg8000.native.Connection:

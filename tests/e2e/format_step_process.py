@@ -12,6 +12,7 @@ import sys
 from dataexport import components
 from dataexport.config import FormatStepConfig, read_config
 from dataexport.services.export_steps import Partition, format_partition
+from tests.process_memory import peak_rss_bytes
 
 
 def main(job_id: str) -> None:
@@ -24,15 +25,6 @@ def main(job_id: str) -> None:
         catalog=components.catalog(config),
     )
     print(json.dumps({"rows": part.rows, "bytes": part.bytes, "peak_bytes": peak_rss_bytes()}))
-
-
-def peak_rss_bytes() -> int:
-    """This process's high-water resident set (VmHWM; ru_maxrss would include the parent's)."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("VmHWM is not reported on this system")
 
 
 if __name__ == "__main__":
