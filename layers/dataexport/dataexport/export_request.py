@@ -91,7 +91,7 @@ class ResolvedExport:
 
 def resolve_fields(dataset: Dataset, requested: list[str] | None) -> list[str]:
     if not requested:
-        return list(dataset.default_fields or [column.name for column in dataset.columns])
+        return dataset.default_field_names()
     known = {column.name for column in dataset.columns}
     unknown = [name for name in requested if name not in known]
     if unknown:
@@ -133,7 +133,7 @@ def resolve_export(
         dataset = catalog.get(request.dataset)
     except DatasetNotFound as exc:
         raise InvalidRequest("dataset", exc.message, exc.detail) from None
-    if caller is not None and caller.role.value not in dataset.roles:
+    if caller is not None and not dataset.allows_role(caller.role.value):
         raise PermissionDenied(
             f"Your role may not export the dataset {request.dataset!r}.",
             {"dataset": request.dataset},

@@ -189,10 +189,6 @@ class ObjectStore:
             )
             raise
 
-    def exists(self, key: str) -> bool:
-        listed = self._client.list_objects_v2(Bucket=self._bucket, Prefix=key, MaxKeys=1)
-        return any(item["Key"] == key for item in listed.get("Contents", []))
-
     def delete(self, key: str) -> None:
         self._client.delete_object(Bucket=self._bucket, Key=key)
 

@@ -23,7 +23,7 @@ def dataset_view(dataset: Dataset) -> dict[str, Any]:
         "title": dataset.title,
         "description": dataset.description,
         "time_field": dataset.time_column,
-        "default_fields": dataset.default_fields or [c.name for c in dataset.columns],
+        "default_fields": dataset.default_field_names(),
         "fields": [
             {
                 "name": column.name,
@@ -49,13 +49,13 @@ def _json(body: Any) -> Response[str]:
 def list_datasets() -> Response[str]:
     role = tenant_user().role.value
     catalog = export_services().catalog
-    return _json({"items": [dataset_view(d) for d in catalog.datasets() if role in d.roles]})
+    return _json({"items": [dataset_view(d) for d in catalog.visible_to(role)]})
 
 
 @router.get("/v1/datasets/<name>")
 def get_dataset(name: Annotated[str, Path(max_length=64)]) -> Response[str]:
     role = tenant_user().role.value
     dataset = export_services().catalog.get(name)
-    if role not in dataset.roles:
+    if not dataset.allows_role(role):
         raise DatasetNotFound(name)  # datasets a role may not use are not shown to it
     return _json(dataset_view(dataset))

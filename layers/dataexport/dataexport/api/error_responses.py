@@ -46,8 +46,6 @@ def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
 
 
 def _domain_error(error: DataExportError) -> Response[str]:
-    for listener in _refusal_listeners:
-        listener(error)
     if error.http_status >= 500:
         logger.error("Request failed", extra={"error_code": error.error_code})
     return error_response(
@@ -78,9 +76,6 @@ def _unexpected_error(error: Exception) -> Response[str]:
     return error_response(500, "INTERNAL", "Internal error; the request id identifies it.")
 
 
-_refusal_listeners: list[Callable[[DataExportError], None]] = []
-
-
 def register_error_handlers(
     app: APIGatewayRestResolver, on_error: Callable[[DataExportError], None] | None = None
 ) -> None:
@@ -88,9 +83,13 @@ def register_error_handlers(
 
     `on_error` sees every domain error before it is answered (the API audits refusals).
     """
-    if on_error is not None:
-        _refusal_listeners.append(on_error)
-    app.exception_handler(DataExportError)(_domain_error)
+
+    def domain_error(error: DataExportError) -> Response[str]:
+        if on_error is not None:
+            on_error(error)
+        return _domain_error(error)
+
+    app.exception_handler(DataExportError)(domain_error)
     app.exception_handler(RequestValidationError)(_validation_error)
     app.not_found(_route_not_found)
     app.exception_handler(Exception)(_unexpected_error)
