@@ -1,8 +1,16 @@
 """One benchmark measurement in a process of its own: time, output size and peak memory.
 
-    python -m tests.bench.export_probe KIND
-KIND is `copy`, `fetch_all` or a format name. The database comes from BENCH_DATABASE_SECRET
-(the RDS-shaped secret JSON of the embedded or DATABASE_URL server). Prints one JSON line.
+    python -m tests.bench.export_probe KIND [JOB_ID]
+
+KIND is one of:
+- `copy_devnull`: the limit, `psql -c "\\copy (query) TO '/dev/null'"` (psql's own peak memory);
+- `copy_pg8000`: the same COPY streamed through pg8000 into a counting sink;
+- `format_step`: the Format step for JOB_ID (a running job), into the local runtime's S3;
+- `csv_cursor`: the Python CSV writer fed by a server-side cursor (the reference);
+- `fetch_all`: the seeds' approach, every row in memory, then Python's csv module;
+- `pandas`: pandas `read_sql` then `to_csv`.
+The database comes from BENCH_DATABASE_SECRET (RDS-shaped JSON); `format_step` reads the local
+runtime's environment. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -11,18 +19,25 @@ import csv
 import io
 import json
 import os
+import resource
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
+import warnings
+from pathlib import Path
 from typing import Any
 
+import pg8000.dbapi
 import pg8000.native
 
 from dataexport.adapters.postgres import DatabaseSecret, PostgresReader
 from dataexport.catalog.loader import load_catalog
+from dataexport.export_job import PartSummary
 from dataexport.export_request import ExportRequest, resolve_export
-from dataexport.formats import FORMATS
-from dataexport.formats.writer import PartPosition
 from dataexport.query_builder import BoundQuery, RowScope
+from tests.e2e.format_step_process import run_format_step
 from tests.process_memory import peak_rss_bytes
 
 TENANT = "org_acme"
@@ -54,14 +69,47 @@ def connect(secret: DatabaseSecret) -> pg8000.native.Connection:
     )
 
 
-def copy_to_devnull(secret: DatabaseSecret, query: BoundQuery) -> tuple[int, int]:
-    """The limit: PostgreSQL formats the CSV itself; COPY takes no parameters, so the one
-    value (the tenant) is quoted by the server."""
-    sink = CountingSink()
+def literal_query(secret: DatabaseSecret, query: BoundQuery) -> str:
+    """The export's query with its one value (the tenant) quoted by the server: COPY and psql's
+    \\copy take no parameters."""
     connection = connect(secret)
     try:
         literal = connection.run("SELECT quote_literal(CAST(:v AS text))", v=TENANT)[0][0]
-        select = query.sql.replace(":p0", literal)
+    finally:
+        connection.close()
+    return query.sql.replace(":p0", str(literal))
+
+
+def psql_binary() -> str:
+    """The embedded server's psql (same version as the server), else the one on PATH."""
+    import pgserver  # noqa: PLC0415 - the dev-only package, needed by this probe alone
+
+    bundled = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
+    found = str(bundled) if bundled.exists() else shutil.which("psql")
+    if found is None:
+        raise RuntimeError("psql is needed for the COPY limit")
+    return found
+
+
+def copy_to_devnull(secret: DatabaseSecret, query: BoundQuery) -> dict[str, Any]:
+    """psql's `\\copy ... TO '/dev/null'`: PostgreSQL producing the CSV, libpq receiving it.
+    Rows and bytes are those of `copy_pg8000` (the same query and output)."""
+    select = literal_query(secret, query)
+    command = [psql_binary(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", secret.dbname]
+    command += ["-U", secret.username, "-h", secret.host, "-p", str(secret.port)]
+    command += ["-c", f"\\copy ({select}) TO '/dev/null' (FORMAT csv, HEADER)"]
+    started = time.perf_counter()
+    subprocess.run(command, env={**os.environ, "PGPASSWORD": secret.password}, check=True)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return {"rows": None, "bytes": None, "seconds": seconds, "peak_bytes": peak}
+
+
+def copy_through_pg8000(secret: DatabaseSecret, query: BoundQuery) -> tuple[int, int]:
+    sink = CountingSink()
+    select = literal_query(secret, query)
+    connection = connect(secret)
+    try:
         connection.run(f"COPY ({select}) TO STDOUT (FORMAT csv, HEADER)", stream=sink)
         rows = connection.row_count
     finally:
@@ -81,26 +129,64 @@ def fetch_all_then_write(secret: DatabaseSecret, query: BoundQuery) -> tuple[int
     return len(rows), len(buffer.getvalue().encode())
 
 
-def main(kind: str) -> None:
+def pandas_read_sql_to_csv(secret: DatabaseSecret, query: BoundQuery) -> tuple[int, int]:
+    """What a data scientist would write: pandas.read_sql, then DataFrame.to_csv."""
+    import pandas  # noqa: PLC0415 - a benchmark peer, not a dependency of the product
+
+    connection = pg8000.dbapi.connect(
+        secret.username,
+        database=secret.dbname,
+        unix_sock=f"{secret.host}/.s.PGSQL.{secret.port}" if secret.host.startswith("/") else None,
+        host=None if secret.host.startswith("/") else secret.host,
+        port=secret.port,
+        password=secret.password or None,
+    )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas prefers SQLAlchemy; a DB-API connection works
+            frame = pandas.read_sql(literal_query(secret, query), connection)
+    finally:
+        connection.close()
+    with tempfile.NamedTemporaryFile(suffix=".csv") as output:
+        frame.to_csv(output.name, index=False)
+        return len(frame), Path(output.name).stat().st_size
+
+
+def csv_writer_from_cursor(secret: DatabaseSecret, query: BoundQuery) -> tuple[int, int]:
+    """The Python CSV writer fed by a server-side cursor: the reference rendering."""
+    export = resolve_export(ExportRequest(dataset="usage_logs", format="csv"), load_catalog())
+    sink = CountingSink()
+    writer = export.writer(export.columns, export.options, sink)
+    writer.open()
+    reader = PostgresReader(secret, statement_timeout_seconds=3600)
+    writer.write_rows(row for batch in reader.stream(query) for row in batch)
+    return writer.close().rows, sink.bytes
+
+
+def summary(part: PartSummary) -> tuple[int, int]:
+    return part.rows, part.bytes
+
+
+def main(kind: str, job_id: str | None) -> None:
     secret = DatabaseSecret.from_secret_string(os.environ["BENCH_DATABASE_SECRET"])
     export = resolve_export(ExportRequest(dataset="usage_logs", format="csv"), load_catalog())
     query = export.select(RowScope(org_id=TENANT))
+    if kind == "copy_devnull":
+        print(json.dumps(copy_to_devnull(secret, query)))
+        return
+    runs = {
+        "copy_pg8000": lambda: copy_through_pg8000(secret, query),
+        "fetch_all": lambda: fetch_all_then_write(secret, query),
+        "csv_cursor": lambda: csv_writer_from_cursor(secret, query),
+        "pandas": lambda: pandas_read_sql_to_csv(secret, query),
+        "format_step": lambda: summary(run_format_step(str(job_id))),
+    }
     started = time.perf_counter()
-    if kind == "copy":
-        rows, size = copy_to_devnull(secret, query)
-    elif kind == "fetch_all":
-        rows, size = fetch_all_then_write(secret, query)
-    else:
-        sink = CountingSink()
-        reader = PostgresReader(secret, statement_timeout_seconds=3600)
-        writer = FORMATS[kind](export.columns, export.options, sink, PartPosition(True, True))
-        writer.open()
-        writer.write_rows(row for batch in reader.stream(query) for row in batch)
-        rows, size = writer.close().rows, sink.bytes
+    rows, size = runs[kind]()
     seconds = time.perf_counter() - started
     report = {"rows": rows, "bytes": size, "seconds": seconds, "peak_bytes": peak_rss_bytes()}
     print(json.dumps(report))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)

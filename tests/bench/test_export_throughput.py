@@ -1,12 +1,14 @@
 """Export throughput and memory against PostgreSQL's own COPY, measured in one run.
 
-`make bench` (BENCH_ROWS, default 2,000,000) loads the demo usage logs, then runs, each in a
-process of its own (so peak memory is that process's, read from VmHWM):
-- the limit: `COPY (SELECT ...) TO STDOUT (FORMAT csv)` streamed to /dev/null through pg8000;
-- each format's writer fed by the export's server-side cursor, as the Format step runs it;
-- the seeds' approach: fetch every row first, then write CSV with the csv module.
-It prints rows/s, MB/s, peak memory and each time's ratio to the COPY limit. Nothing here
-asserts a speed: timings belong in benchmarks, not in tests.
+`make bench` (BENCH_ROWS, default 2,000,000) loads the demo usage logs, starts the local runtime,
+and runs each measurement in a process of its own (peak memory is that process's VmHWM):
+- the limit: psql's `\\copy (SELECT ...) TO '/dev/null' (FORMAT csv)` of the export's query;
+- the same COPY streamed through pg8000 (the driver the product uses) into a counting sink;
+- the Format step, end to end into the local runtime's S3, for every format and compression;
+- the Python CSV writer fed by a server-side cursor (the reference the COPY path must equal);
+- two peers: the seeds' approach (fetch everything, then csv) and pandas read_sql + to_csv.
+It prints rows/s, MB/s of output, peak memory, and each rate as a share of the limit's rate.
+Nothing here asserts a speed: timings belong in benchmarks, not in tests.
 """
 
 from __future__ import annotations
@@ -20,8 +22,15 @@ from dataclasses import dataclass
 
 import pytest
 
+from dataexport import components
+from dataexport.catalog.loader import load_catalog
+from dataexport.config import FormatStepConfig, read_config
+from dataexport.export_job import ExportJob, ExportStatus, new_job_id, utc_now
 from dataexport.formats import FORMATS
+from dataexport.formats.compression import Compression
 from dataexport_local.postgres import LocalDatabase, seed_demo_data
+from dataexport_local.runtime import LocalRuntime
+from tests.bench.export_probe import TENANT
 
 ROWS = int(os.environ.get("BENCH_ROWS", "2000000"))
 MB = 1_000_000
@@ -37,10 +46,10 @@ class Measurement:
 
     def line(self, limit_seconds: float) -> str:
         return (
-            f"{self.name:<26} {self.rows / self.seconds:>11,.0f} rows/s "
+            f"{self.name:<30} {self.rows / self.seconds:>11,.0f} rows/s "
             f"{self.bytes / MB / self.seconds:>7.1f} MB/s "
             f"{self.peak_bytes / 2**20:>7.1f} MiB peak "
-            f"{self.seconds / limit_seconds:>6.2f}x COPY"
+            f"{limit_seconds / self.seconds:>6.2f} of COPY"
         )
 
 
@@ -50,27 +59,83 @@ def secret(database: LocalDatabase) -> Iterator[str]:
     yield json.dumps(database.reader_settings.as_secret())
 
 
-def measure(name: str, kind: str, secret: str) -> Measurement:
+@pytest.fixture(scope="module")
+def runtime(database: LocalDatabase, secret: str) -> Iterator[LocalRuntime]:
+    with LocalRuntime(database=database) as started:
+        yield started
+
+
+def probe(kind: str, secret: str, *arguments: str) -> dict[str, float]:
     finished = subprocess.run(
-        [sys.executable, "-m", "tests.bench.export_probe", kind],
+        [sys.executable, "-m", "tests.bench.export_probe", kind, *arguments],
         env={**os.environ, "BENCH_DATABASE_SECRET": secret},
         capture_output=True,
         text=True,
         timeout=3600,
         check=True,
     )
-    report = json.loads(finished.stdout.strip().splitlines()[-1])
+    report: dict[str, float] = json.loads(finished.stdout.strip().splitlines()[-1])
+    return report
+
+
+def measure(name: str, kind: str, secret: str, *arguments: str) -> Measurement:
+    report = probe(kind, secret, *arguments)
     return Measurement(
-        name, report["rows"], report["bytes"], report["seconds"], report["peak_bytes"]
+        name,
+        int(report["rows"]),
+        int(report["bytes"]),
+        report["seconds"],
+        int(report["peak_bytes"]),
     )
 
 
-def test_export_throughput_against_copy(secret: str) -> None:
-    limit = measure("COPY TO STDOUT (limit)", "copy", secret)
-    results = [measure(f"{name} writer (cursor)", name, secret) for name in sorted(FORMATS)]
-    results.append(measure("seed: fetch all + csv", "fetch_all", secret))
+def running_job(format_name: str, compression: Compression) -> str:
+    """A job of the tenant's whole usage log, as the Query step leaves it: running."""
+    jobs = components.job_store(read_config(FormatStepConfig))
+    job = ExportJob(
+        id=new_job_id(),
+        org_id=TENANT,
+        owner_id="usr_bench",
+        dataset="usage_logs",
+        format=format_name,
+        compression=compression.value,
+        fields=load_catalog().get("usage_logs").default_field_names(),
+        owner_scoped=False,
+        file_name=f"bench.{format_name}{compression.suffix}",
+        created_at=utc_now(),
+    )
+    jobs.create(job)
+    jobs.transition(job.id, ExportStatus.RUNNING, started_at=utc_now())
+    return job.id
 
-    print(f"\n{ROWS:,} usage logs seeded; tenant org_acme's export has {limit.rows:,} rows")
-    for measurement in [limit, *results]:
+
+def test_export_throughput_against_copy(secret: str, runtime: LocalRuntime) -> None:
+    limit_report = probe("copy_devnull", secret)
+    through_driver = measure("COPY through pg8000", "copy_pg8000", secret)
+    limit = Measurement(
+        "COPY TO /dev/null (limit)",
+        through_driver.rows,
+        through_driver.bytes,
+        limit_report["seconds"],
+        int(limit_report["peak_bytes"]),
+    )
+    steps = [
+        measure(
+            f"Format step {name}{'' if codec is Compression.NONE else ' + ' + codec.value}",
+            "format_step",
+            secret,
+            running_job(name, codec),
+        )
+        for name in sorted(FORMATS)
+        for codec in Compression
+    ]
+    peers = [
+        measure("csv writer (cursor, reference)", "csv_cursor", secret),
+        measure("seed: fetch all + csv", "fetch_all", secret),
+        measure("pandas read_sql + to_csv", "pandas", secret),
+    ]
+
+    print(f"\n{ROWS:,} usage logs seeded; tenant {TENANT}'s export has {limit.rows:,} rows")
+    for measurement in [limit, through_driver, *steps, *peers]:
         print(measurement.line(limit.seconds))
-    assert all(result.rows == limit.rows for result in results)
+    assert all(result.rows == limit.rows for result in [*steps, *peers])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import gzip
+import hashlib
 import io
 import json
 from datetime import datetime
@@ -11,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import zstandard
 
 from dataexport.catalog.loader import load_catalog
 from tests.e2e.http_client import ApiClient
@@ -161,3 +164,38 @@ def test_a_filtered_export_counts_what_select_count_counts(runtime: Any, superus
     assert len(lines) == len(expected) == done["rows_exported"]
     assert {line["status_code"] for line in lines} <= set(codes)
     assert [line["cost_usd"] for line in lines] == [row[2] for row in expected]
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_a_compressed_export_decompresses_to_the_same_rows(
+    runtime: Any, superuser: Any, compression: str
+) -> None:
+    # Given an admin asking for a compressed CSV
+    client = ApiClient(runtime.api_url, runtime.token("usr_acme_admin", "org_acme", "admin"))
+
+    # When it completes and is downloaded through its presigned URL
+    job = client.create_export(
+        {
+            "dataset": "usage_logs",
+            "format": "csv",
+            "compression": compression,
+            "time_range": {"start": START, "end": END},
+        }
+    )
+    done = client.wait_for(job["id"], {"completed", "failed"})
+    assert done["status"] == "completed", done["error"]
+    _, download = client.download(job["id"])
+
+    # Then the file is named for its compression and reads back with the usual tools
+    suffix = {"gzip": ".csv.gz", "zstd": ".csv.zst"}[compression]
+    assert f'{suffix}"' in download.headers["Content-Disposition"]
+    assert hashlib.sha256(download.body).hexdigest() == done["sha256"]
+    if compression == "gzip":
+        plain = gzip.decompress(download.body)
+    else:
+        plain = zstandard.ZstdDecompressor().stream_reader(download.body).read()
+    header, rows = read_csv(plain)
+    assert header == [load_catalog().get("usage_logs").column(name).label for name in FIELDS]
+    expected = rows_in_postgres(superuser, "org_acme", None, None)
+    zone = ZoneInfo("UTC")
+    assert rows == [[expected_cell(value, zone) for value in row] for row in expected]

@@ -59,7 +59,7 @@ def test_a_member_export_selects_quoted_columns_of_its_own_rows() -> None:
         'WHERE "org_id" = :p0 AND "user_id" = :p1 '
         'AND "created_at" >= :p2 AND "created_at" < :p3 '
         'AND "status_code" = ANY(:p4) '
-        'ORDER BY "created_at" DESC, "id" DESC',
+        'ORDER BY "demo"."usage_logs"."created_at" DESC, "demo"."usage_logs"."id" DESC',
         {"p0": "org_acme", "p1": "usr_1", "p2": START, "p3": END, "p4": [500, 502]},
     )
 
@@ -68,7 +68,7 @@ def test_an_admin_export_covers_the_tenant_without_a_window() -> None:
     query = build_select(USAGE_LOGS, ["id"], RowScope("org_acme"), [], TimeWindow())
     assert query.sql == (
         'SELECT "id" FROM "demo"."usage_logs" WHERE "org_id" = :p0 '
-        'ORDER BY "created_at" DESC, "id" DESC'
+        'ORDER BY "demo"."usage_logs"."created_at" DESC, "demo"."usage_logs"."id" DESC'
     )
     assert query.params == {"p0": "org_acme"}
 
@@ -111,7 +111,7 @@ def test_each_operator_binds_its_values(
     )
     assert query.sql == (
         f'SELECT "kind" FROM "public"."events" WHERE "tenant" = :p0 AND {condition} '
-        'ORDER BY "event_id" ASC'
+        'ORDER BY "public"."events"."event_id" ASC'
     )
     assert list(query.params.values()) == ["t", *params]
 
@@ -166,7 +166,9 @@ def test_forged_filter_clauses_are_refused(clause: FilterClause, field: str) -> 
 def test_the_key_breaks_ties_in_the_last_sort_direction() -> None:
     dataset = simple_dataset(default_sort=[{"column": "kind", "direction": "desc"}])
     query = build_select(dataset, ["kind"], RowScope("t"), [], TimeWindow())
-    assert query.sql.endswith('ORDER BY "kind" DESC, "event_id" DESC')
+    assert query.sql.endswith(
+        'ORDER BY "public"."events"."kind" DESC, "public"."events"."event_id" DESC'
+    )
 
 
 def test_a_window_on_a_dataset_without_time_column_is_refused() -> None:

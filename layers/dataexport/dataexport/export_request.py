@@ -17,6 +17,7 @@ from dataexport.catalog.model import Dataset
 from dataexport.errors import DatasetNotFound, InvalidRequest, PermissionDenied
 from dataexport.filters import FilterClause, TimeWindow, parse_filters, parse_time_window
 from dataexport.formats import get_format
+from dataexport.formats.compression import Compression
 from dataexport.formats.writer import FormatOptions, FormatWriter, OutputColumn
 from dataexport.identity import Caller
 from dataexport.query_builder import BoundQuery, RowScope, build_count, build_select
@@ -58,6 +59,7 @@ class ExportRequest(BaseModel):
 
     dataset: str = Field(min_length=1, max_length=64)
     format: str = Field(default="csv", max_length=16)
+    compression: Compression = Compression.NONE
     fields: list[str] | None = Field(default=None, max_length=MAX_FIELDS)
     filters: list[FilterInput] = Field(default_factory=list, max_length=MAX_FILTERS)
     time_range: TimeRangeInput | None = None
@@ -74,6 +76,12 @@ class ResolvedExport:
     window: TimeWindow
     writer: type[FormatWriter]
     options: FormatOptions
+    compression: Compression = Compression.NONE
+
+    @property
+    def media_type(self) -> str:
+        """The Content-Type of the file as stored."""
+        return self.compression.media_type(self.writer.media_type)
 
     @property
     def columns(self) -> list[OutputColumn]:
@@ -82,8 +90,10 @@ class ResolvedExport:
             for column in (self.dataset.column(name) for name in self.fields)
         ]
 
-    def select(self, scope: RowScope) -> BoundQuery:
-        return build_select(self.dataset, self.fields, scope, self.filters, self.window)
+    def select(self, scope: RowScope, select_list: list[str] | None = None) -> BoundQuery:
+        return build_select(
+            self.dataset, self.fields, scope, self.filters, self.window, select_list=select_list
+        )
 
     def count(self, scope: RowScope) -> BoundQuery:
         return build_count(self.dataset, scope, self.filters, self.window)
@@ -147,4 +157,5 @@ def resolve_export(
         ),
         writer=get_format(request.format),
         options=resolve_options(request.options),
+        compression=request.compression,
     )

@@ -151,12 +151,15 @@ def _where(
 
 
 def _order_by(dataset: Dataset) -> str:
+    # Qualified: a bare name in ORDER BY would mean an output column of that name first, and a
+    # rendering expression (CASE ... ELSE CAST(created_at AS text)) takes its column's name.
+    source = _source(dataset)
     sort = list(dataset.default_sort)
     if dataset.key not in {spec.column for spec in sort}:
         direction = sort[-1].direction if sort else SortDirection.ASC
         sort.append(SortSpec(column=dataset.key, direction=direction))
     return ", ".join(
-        f"{quote_identifier(spec.column)} {spec.direction.value.upper()}" for spec in sort
+        f"{source}.{quote_identifier(spec.column)} {spec.direction.value.upper()}" for spec in sort
     )
 
 
@@ -166,13 +169,25 @@ def build_select(
     scope: RowScope,
     filters: Sequence[FilterClause],
     window: TimeWindow,
+    *,
+    select_list: Sequence[str] | None = None,
 ) -> BoundQuery:
-    """The query returning `fields` (in that order) of the rows in scope, in a stable order."""
-    columns = ", ".join(quote_identifier(name) for name in checked_fields(dataset, fields))
+    """The query returning `fields` (in that order) of the rows in scope, in a stable order.
+
+    `select_list` replaces the plain column references with expressions over them (the SQL
+    rendering of a COPY plan, built from `column_references`).
+    """
+    references = column_references(checked_fields(dataset, fields))
+    columns = ", ".join(select_list if select_list is not None else references)
     params = _Parameters()
     where = _where(dataset, scope, filters, window, params)
     sql = f"SELECT {columns} FROM {_source(dataset)} WHERE {where} ORDER BY {_order_by(dataset)}"
     return BoundQuery(sql, params.values)
+
+
+def column_references(fields: Sequence[str]) -> list[str]:
+    """Each field as the quoted identifier the select list refers to it by."""
+    return [quote_identifier(name) for name in fields]
 
 
 def build_count(

@@ -7,6 +7,7 @@ transaction, so memory stays bounded and every batch sees the same snapshot.
 from __future__ import annotations
 
 import json
+import re
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -19,12 +20,15 @@ from aws_lambda_powertools.utilities import parameters
 from pg8000.exceptions import DatabaseError, InterfaceError
 
 from dataexport.errors import QueryFailed, SourceUnavailable
+from dataexport.formats.writer import BinarySink
 from dataexport.query_builder import BoundQuery
+from dataexport.sql_rendering import SourceType, source_type
 
 logger = Logger(child=True)
 
 FETCH_BATCH_ROWS = 5_000
 SECRET_CACHE_SECONDS = 300
+_PLACEHOLDER = re.compile(r":(p[0-9]+)\b")
 # SQLSTATE classes worth retrying: connection problems, resources, operator intervention.
 _TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57P")
 
@@ -54,6 +58,12 @@ class DatabaseSecret:
 def read_database_secret(secret_arn: str) -> DatabaseSecret:
     raw = parameters.get_secret(secret_arn, max_age=SECRET_CACHE_SECONDS)
     return DatabaseSecret.from_secret_string(str(raw))
+
+
+@dataclass(frozen=True)
+class QueryDescription:
+    column_types: list[SourceType]
+    time_zone_known: bool
 
 
 def _sqlstate(exc: DatabaseError) -> str:
@@ -140,3 +150,41 @@ class PostgresReader:
                     break
                 yield batch
             connection.run("COMMIT")
+
+    def describe(self, query: BoundQuery, time_zone: str) -> QueryDescription:
+        """The PostgreSQL type of each column `query` returns (planned, not run), and whether
+        the server's time zone database has `time_zone` (it may lag Python's)."""
+        with self._connection() as connection:
+            connection.run(f"SELECT * FROM ({query.sql}) AS described LIMIT 0", **query.params)
+            types = [source_type(int(column["type_oid"])) for column in connection.columns or []]
+            known = connection.run(
+                "SELECT EXISTS (SELECT FROM pg_timezone_names WHERE name = :zone)", zone=time_zone
+            )
+            return QueryDescription(types, bool(known[0][0]))
+
+    def copy(
+        self, query: BoundQuery, copy_options: str, target: BinarySink, *, time_zone: str
+    ) -> int:
+        """Stream `COPY (query) TO STDOUT (copy_options)` into `target`; returns the rows.
+
+        COPY takes no bind parameters, so each bound value is first handed to the server, which
+        quotes it as a literal itself (quote_nullable): no value is ever spliced in by us.
+        Time stamps render in `time_zone` (set for this transaction only).
+        """
+        with self._connection() as connection:
+            connection.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            connection.run("SELECT set_config('TimeZone', :zone, true)", zone=time_zone)
+            sql = _with_server_quoted_values(connection, query)
+            connection.run(f"COPY ({sql}) TO STDOUT ({copy_options})", stream=target)
+            rows = int(connection.row_count)
+            connection.run("COMMIT")
+            return rows
+
+
+def _with_server_quoted_values(connection: pg8000.native.Connection, query: BoundQuery) -> str:
+    if not query.params:
+        return query.sql
+    names = list(query.params)
+    quoting = ", ".join(f"quote_nullable(CAST(:{name} AS text))" for name in names)
+    literals = dict(zip(names, connection.run(f"SELECT {quoting}", **query.params)[0], strict=True))
+    return _PLACEHOLDER.sub(lambda match: str(literals[match.group(1)]), query.sql)

@@ -13,21 +13,27 @@ from collections.abc import Callable, Sequence
 from datetime import tzinfo
 from typing import Any, ClassVar
 
+from dataexport import sql_rendering
 from dataexport.catalog.model import ColumnType
 from dataexport.formats import value_text
 from dataexport.formats.writer import (
     WHOLE_FILE,
     BinarySink,
+    CopyPlan,
     FormatOptions,
     FormatWriter,
+    LineFraming,
     OutputColumn,
     PartPosition,
 )
+from dataexport.sql_rendering import SourceType
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # The csv module quotes a cell only for characters of its own line terminator, so it always
 # writes CRLF (quoting any CR or LF in a cell); LF output swaps the terminator afterwards.
 _CSV_MODULE_TERMINATOR = "\r\n"
+# COPY's DELIMITER for each allowed delimiter, as fixed SQL text.
+_COPY_DELIMITERS = {",": "','", ";": "';'", "\t": "E'\\t'", "|": "'|'"}
 
 CellRenderer = Callable[[Any], str]
 
@@ -127,4 +133,25 @@ class CsvWriter(FormatWriter):
     def _row(self, row: Sequence[Any]) -> str:
         return self._line(
             [render(value) for render, value in zip(self._renderers, row, strict=True)]
+        )
+
+    def copy_plan(
+        self, sources: Sequence[SourceType], references: Sequence[str]
+    ) -> CopyPlan | None:
+        # With a single column the csv module quotes an empty cell ("") and COPY quotes a lone
+        # "\\." : the two disagree, so such exports take the Python path.
+        if len(self.columns) < 2:
+            return None
+        cells = [
+            sql_rendering.csv_cell(column.type, source, reference)
+            for column, source, reference in zip(self.columns, sources, references, strict=True)
+        ]
+        select_list = [cell for cell in cells if cell is not None]
+        if len(select_list) != len(cells):
+            return None
+        delimiter = _COPY_DELIMITERS[self.options.delimiter]
+        return CopyPlan(
+            select_list=select_list,
+            copy_options=f"FORMAT csv, DELIMITER {delimiter}, QUOTE '\"', ESCAPE '\"', NULL ''",
+            framing=LineFraming.CRLF if self.options.line_ending == "\r\n" else LineFraming.AS_IS,
         )

@@ -12,18 +12,26 @@ import math
 from collections.abc import Callable, Sequence
 from datetime import tzinfo
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
+from dataexport import sql_rendering
 from dataexport.catalog.model import ColumnType
 from dataexport.formats import value_text
 from dataexport.formats.writer import (
     WHOLE_FILE,
     BinarySink,
+    CopyPlan,
     FormatOptions,
     FormatWriter,
+    LineFraming,
     OutputColumn,
     PartPosition,
 )
+from dataexport.sql_rendering import SourceType
+
+# COPY in CSV mode with a quote and a delimiter that never occur in JSON text (control
+# characters are always escaped there) sends each line exactly as the SQL built it.
+JSON_LINE_COPY_OPTIONS = "FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01'"
 
 ValueEncoder = Callable[[Any], str]
 RowEncoder = Callable[[Sequence[Any]], str]
@@ -114,3 +122,26 @@ class JsonObjectsWriter(FormatWriter):
     ) -> None:
         super().__init__(columns, options, sink, position)
         self._encode = row_encoder(self.columns, self.options.timezone)
+
+    copy_framing: ClassVar[LineFraming] = LineFraming.AS_IS
+
+    def copy_plan(
+        self, sources: Sequence[SourceType], references: Sequence[str]
+    ) -> CopyPlan | None:
+        values = [
+            sql_rendering.json_value(column.type, source, reference)
+            for column, source, reference in zip(self.columns, sources, references, strict=True)
+        ]
+        members = [
+            (column.name, value)
+            for column, value in zip(self.columns, values, strict=True)
+            if value is not None
+        ]
+        if len(members) != len(self.columns):
+            return None
+        return CopyPlan(
+            select_list=[sql_rendering.json_object(members)],
+            copy_options=JSON_LINE_COPY_OPTIONS,
+            framing=self.copy_framing,
+            first_separator=b"\n" if self.position.first else b",\n",
+        )

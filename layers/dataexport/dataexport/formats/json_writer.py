@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from dataexport.formats.json_values import JsonObjectsWriter
+from dataexport.formats.writer import LineFraming
 
 
 class JsonWriter(JsonObjectsWriter):
     name: ClassVar[str] = "json"
     extension: ClassVar[str] = "json"
     media_type: ClassVar[str] = "application/json"
+    copy_framing: ClassVar[LineFraming] = LineFraming.JSON_ARRAY
 
     def _begin(self) -> str:
         # Rows of a later part continue the array the first part opened.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -94,6 +93,7 @@ def resolve_job(job: ExportJob, catalog: Catalog) -> ResolvedExport:
         {
             "dataset": job.dataset,
             "format": job.format,
+            "compression": job.compression,
             "fields": job.fields,
             "filters": job.filters,
             "time_range": job.time_range,
@@ -146,16 +146,6 @@ class _ProgressReporter:
         self._jobs.update_fields(self._job_id, rows_exported=rows_done, progress=progress)
 
 
-def _counted(
-    batches: Iterable[list[list[Any]]], on_progress: Callable[[int], None]
-) -> Iterable[list[Any]]:
-    done = 0
-    for batch in batches:
-        yield from batch
-        done += len(batch)
-        on_progress(done)
-
-
 def format_partition(
     partition: Partition,
     *,
@@ -171,12 +161,11 @@ def format_partition(
     resolved = resolve_job(job, catalog)
     key = staging_key(job.id, partition.index)
     position = PartPosition(first=partition.index == 0, last=partition.index == partition.count - 1)
-    rows = rows_for(resolved.dataset).stream(resolved, row_scope(job))
     progress = _ProgressReporter(job.id, job.rows_total, jobs)
-    with objects.open_sink(key, resolved.writer.media_type) as sink:
+    with objects.open_sink(key, resolved.media_type, resolved.compression) as sink:
         writer = resolved.writer(resolved.columns, resolved.options, sink, position)
         writer.open()
-        writer.write_rows(_counted(rows, progress))
+        rows_for(resolved.dataset).write(resolved, row_scope(job), writer, progress)
         summary = writer.close()
         stored = sink.complete()
     logger.info(
@@ -212,9 +201,7 @@ def complete_export(
         raise DataExportError("Assembling more than one partition is not supported yet.")
     resolved = resolve_job(job, catalog)
     key = export_key(job)
-    objects.copy(
-        ordered[0].key, key, resolved.writer.media_type, content_disposition(job.file_name)
-    )
+    objects.copy(ordered[0].key, key, resolved.media_type, content_disposition(job.file_name))
     objects.delete_prefix(staging_prefix(job_id))
     completed_at = utc_now()
     expires_at = completed_at + retention

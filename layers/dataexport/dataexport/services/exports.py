@@ -89,7 +89,8 @@ def file_name_for(job_id: str, resolved: ResolvedExport) -> str:
 
     window = resolved.window
     start, end = day(window.start, "start"), day(window.end, "now")
-    return f"{resolved.dataset.name}-{start}-{end}-{job_id}.{resolved.writer.extension}"
+    extension = resolved.writer.extension + resolved.compression.suffix
+    return f"{resolved.dataset.name}-{start}-{end}-{job_id}.{extension}"
 
 
 def request_hash(request: ExportRequest, resolved: ResolvedExport) -> str:
@@ -97,6 +98,7 @@ def request_hash(request: ExportRequest, resolved: ResolvedExport) -> str:
     normalized = {
         "dataset": resolved.dataset.name,
         "format": request.format,
+        "compression": resolved.compression.value,
         "fields": resolved.fields,
         "filters": sorted(
             json.dumps(item.model_dump(), sort_keys=True, default=str) for item in request.filters
@@ -190,6 +192,7 @@ def create_export(
         owner_id=caller.user_id,
         dataset=resolved.dataset.name,
         format=request.format,
+        compression=resolved.compression.value,
         fields=resolved.fields,
         filters=[item.model_dump() for item in request.filters],
         time_range=request.time_range.model_dump() if request.time_range else None,
