@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from contextlib import suppress
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -96,9 +97,11 @@ class MultipartSink:
 
     def abort(self) -> None:
         if self._upload_id is not None and self._result is None:
-            self._client.abort_multipart_upload(
-                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
-            )
+            # Already aborted by someone else (a cancelled job's cleanup) is aborted all the same.
+            with suppress(self._client.exceptions.NoSuchUpload):
+                self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
+                )
             self._upload_id = None
         self._buffer.clear()
 
