@@ -196,6 +196,36 @@ def _serialized_dynamodb() -> Iterator[None]:
         DynamoHandler.call_action = original  # type: ignore[method-assign]
 
 
+@contextmanager
+def _stopped_executions_stay_aborted() -> Iterator[None]:
+    """Keep a stopped execution ABORTED when a task that was running at the stop fails later.
+
+    In AWS, StopExecution ends the execution at once and whatever a running task returns or
+    raises afterwards is discarded. moto's interpreter lets the task finish (an in-process
+    handler cannot be killed), and then lets its error replace the stop, so the execution would
+    end FAILED. Ignoring errors once stopped gives the outcome AWS gives.
+    """
+    from moto.stepfunctions.parser.asl.eval.environment import (  # noqa: PLC0415 - moto is heavy
+        Environment,
+    )
+    from moto.stepfunctions.parser.asl.eval.program_state import (  # noqa: PLC0415
+        ProgramStopped,
+    )
+
+    original = Environment.set_error
+
+    def set_error(self: Environment, error: Any) -> None:
+        if isinstance(self.program_state(), ProgramStopped):
+            return
+        original(self, error)
+
+    Environment.set_error = set_error  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Environment.set_error = original  # type: ignore[method-assign]
+
+
 class LocalAws:
     """moto's AWS with the template's resources; handlers dispatched in-process.
 
@@ -323,6 +353,7 @@ class LocalAws:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._resources.enter_context(_moto_user_config())
         self._resources.enter_context(_serialized_dynamodb())
+        self._resources.enter_context(_stopped_executions_stay_aborted())
         server = ThreadedMotoServer(ip_address=LOCALHOST, port=port, verbose=False)
         server.start()
         self._resources.callback(server.stop)

@@ -32,6 +32,8 @@ MATRIX: dict[str, list[int]] = {
     "GET /v1/exports": [401, 401, 200, 200, 200, 200, 403],
     "GET /v1/exports/{id}": [401, 401, 200, 404, 404, 200, 403],
     "GET /v1/exports/{id}/download": [401, 401, 302, 404, 404, 302, 403],
+    # The export has completed: those who may see it are told it cannot be cancelled any more.
+    "POST /v1/exports/{id}/cancel": [401, 401, 409, 404, 404, 409, 403],
     "DELETE /v1/exports/{id}": [401, 401, 200, 404, 404, 200, 403],
     "GET /v1/datasets": [401, 401, 200, 200, 200, 200, 403],
     "GET /v1/datasets/usage_logs": [401, 401, 200, 200, 200, 200, 403],
@@ -93,7 +95,7 @@ def test_route_answers_each_identity_as_specified(
             clients, "Africa/Cairo" if identity == "admin" else "Asia/Dubai"
         )
     path = path.replace("{id}", job_id)
-    payload = body(ZONES.get(identity, "UTC")) if method == "POST" else None
+    payload = body(ZONES.get(identity, "UTC")) if route == "POST /v1/exports" else None
 
     answer = clients[identity].call(method, path, payload)
 

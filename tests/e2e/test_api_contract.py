@@ -38,7 +38,12 @@ def test_another_users_or_tenants_export_is_not_found(
 ) -> None:
     for sub, org in (("bob", "org_acme"), ("alice", "org_globex")):
         other = ApiClient(runtime.api_url, runtime.token(sub, org, "member"))
-        for method, suffix in (("GET", ""), ("GET", "/download"), ("DELETE", "")):
+        for method, suffix in (
+            ("GET", ""),
+            ("GET", "/download"),
+            ("POST", "/cancel"),
+            ("DELETE", ""),
+        ):
             answer = other.call(method, f"/v1/exports/{alice_job['id']}{suffix}")
             assert answer.status == 404, (sub, org, method, suffix)
             assert answer.json()["error_code"] == "EXPORT_NOT_FOUND"

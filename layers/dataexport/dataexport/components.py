@@ -43,11 +43,16 @@ def catalog(config: JobTableConfig) -> Catalog:
 
 
 @cache
+def export_workflow(config: QueueConfig) -> ExportWorkflow:
+    return ExportWorkflow(config.export_state_machine_arn, config.aws_region)
+
+
+@cache
 def export_queue(config: QueueConfig) -> ExportQueue:
     return ExportQueue(
         jobs=job_store(config),
         control=control_store(config),
-        workflow=ExportWorkflow(config.export_state_machine_arn, config.aws_region),
+        workflow=export_workflow(config),
         capacity=config.max_running_exports_per_tenant,
     )
 

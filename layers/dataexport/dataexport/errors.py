@@ -133,3 +133,11 @@ class QueryFailed(DataExportError):
     """The database refused the export query; retrying would not help."""
 
     error_code = "QUERY_FAILED"
+
+
+class ExportCancelled(DataExportError):
+    """The job stopped running (it was cancelled) while a step still worked on it; the step
+    stops and removes what it wrote. Not retried by the state machine."""
+
+    error_code = "EXPORT_CANCELLED"
+    http_status = 409

@@ -224,6 +224,24 @@ class JobStore:
         actions: list[Action] = [self._action(name, value) for name, value in changes.items()]
         self._model(job_id).update(actions=actions, condition=self._model.id.exists())
 
+    def update_fields_while(self, job_id: str, status: ExportStatus, **changes: Any) -> bool:
+        """Like update_fields, but only while the job is still `status`.
+
+        Returns False, writing nothing, once it is not (e.g. a running job was cancelled), so
+        a step can learn that it should stop from the write it makes anyway.
+        """
+        actions: list[Action] = [self._action(name, value) for name, value in changes.items()]
+        try:
+            self._model(job_id).update(
+                actions=actions,
+                condition=self._model.id.exists() & (self._model.status == status.value),
+            )
+        except UpdateError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
     # ----------------------------------------------------------------- mapping
     def _action(self, name: str, value: Any) -> Action:
         attribute: Attribute[Any] = getattr(self._model, name)

@@ -7,6 +7,7 @@ import queue
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -130,9 +131,11 @@ class MultipartSink:
             pending.cancel()
         self._uploads.shutdown(wait=True)
         if self._upload_id is not None and self._result is None:
-            self._client.abort_multipart_upload(
-                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
-            )
+            # Already aborted by someone else (a cancelled job's cleanup) is aborted all the same.
+            with suppress(self._client.exceptions.NoSuchUpload):
+                self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
+                )
             self._upload_id = None
         self._buffer.clear()
 

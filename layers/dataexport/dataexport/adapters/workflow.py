@@ -25,6 +25,16 @@ class ExportWorkflow:
             return self.execution_arn(job_id)
         return started["executionArn"]
 
+    def stop(self, execution_arn: str) -> None:
+        """Stop the execution if it still runs. One that never started (a queued job) or that
+        already ended is not an error: either way it no longer runs."""
+        client = self._client
+        try:
+            # Stopping an execution that already ended leaves its status as it was.
+            client.stop_execution(executionArn=execution_arn)
+        except client.exceptions.ExecutionDoesNotExist:
+            return
+
     def execution_arn(self, job_id: str) -> str:
         # arn:aws:states:region:account:stateMachine:name -> ...:execution:name:job_id
         prefix, _, name = self._arn.rpartition(":stateMachine:")

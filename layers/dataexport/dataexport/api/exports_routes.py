@@ -43,6 +43,7 @@ def export_services() -> ExportServices:
         audit=components.audit_trail(config),
         control=components.control_store(config),
         queue=components.export_queue(config),
+        workflow=components.export_workflow(config),
         catalog=components.catalog(config),
         download_url_ttl_seconds=config.download_url_ttl_seconds,
         exports_per_hour=config.exports_per_hour,
@@ -168,6 +169,12 @@ def download_export(export_id: JobId) -> Response[str]:
         content_type=content_types.APPLICATION_JSON,
         body=json.dumps({"download_url": url}),
     )
+
+
+@router.post("/v1/exports/<export_id>/cancel")
+def cancel_export(export_id: JobId) -> Response[str]:
+    job = exports.cancel_export(tenant_user(), export_id, export_services(), request_origin())
+    return _json(200, job_view(job))
 
 
 @router.delete("/v1/exports/<export_id>")

@@ -21,7 +21,7 @@ from dataexport.adapters.job_store import RECORD_TTL_AFTER_EXPIRY, JobStore
 from dataexport.adapters.object_store import ObjectStore, content_disposition
 from dataexport.audit import AuditEventType
 from dataexport.catalog.loader import Catalog
-from dataexport.errors import DataExportError, IllegalTransition
+from dataexport.errors import DataExportError, ExportCancelled, IllegalTransition
 from dataexport.export_job import (
     ExportJob,
     ExportStatus,
@@ -143,7 +143,13 @@ class _ProgressReporter:
         if self._rows_total:
             # 99 at most: the job reaches 100 only when its file is in place.
             progress = min(99, rows_done * 100 // self._rows_total)
-        self._jobs.update_fields(self._job_id, rows_exported=rows_done, progress=progress)
+        still_running = self._jobs.update_fields_while(
+            self._job_id, ExportStatus.RUNNING, rows_exported=rows_done, progress=progress
+        )
+        if not still_running:
+            # Cancelled meanwhile: StopExecution does not stop this Lambda, so it stops itself;
+            # the sink's `with` block aborts the multipart upload.
+            raise ExportCancelled(f"Export {self._job_id} is no longer running.")
 
 
 def format_partition(
@@ -168,6 +174,10 @@ def format_partition(
         rows_for(resolved.dataset).write(resolved, row_scope(job), writer, progress)
         summary = writer.close()
         stored = sink.complete()
+    if jobs.get(job.id).status is not ExportStatus.RUNNING:
+        # Cancelled while the last rows were written: nothing of it may stay in staging.
+        objects.delete(key)
+        raise ExportCancelled(f"Export {job.id} is no longer running.")
     logger.info(
         "Partition formatted",
         extra={"job_id": job.id, "index": partition.index, "rows": summary.rows},

@@ -1,4 +1,4 @@
-"""The export jobs as their users see them: create, list, read, download, delete."""
+"""The export jobs as their users see them: create, list, read, download, cancel, delete."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataexport.adapters.audit_store import AuditTrail
 from dataexport.adapters.control_store import ControlStore
 from dataexport.adapters.job_store import JobPage, JobStore
 from dataexport.adapters.object_store import ObjectStore
+from dataexport.adapters.workflow import ExportWorkflow
 from dataexport.audit import AuditEventType
 from dataexport.catalog.loader import Catalog
 from dataexport.errors import (
@@ -22,6 +23,7 @@ from dataexport.errors import (
     ExportExpired,
     ExportNotFound,
     ExportNotReady,
+    IllegalTransition,
     PermissionDenied,
     RateLimitExceeded,
 )
@@ -29,7 +31,9 @@ from dataexport.export_job import (
     ExportJob,
     ExportStatus,
     JobError,
+    export_key,
     new_job_id,
+    staging_prefix,
     utc_now,
 )
 from dataexport.export_request import ExportRequest, ResolvedExport, resolve_export
@@ -53,6 +57,7 @@ class ExportServices:
     audit: AuditTrail
     control: ControlStore
     queue: ExportQueue
+    workflow: ExportWorkflow
     catalog: Catalog
     download_url_ttl_seconds: int
     exports_per_hour: int
@@ -265,6 +270,64 @@ def download_url(
     )
     logger.info("Download link issued", extra={"job_id": job.id})
     return job, url
+
+
+def cancel_export(
+    caller: Caller, job_id: str, services: ExportServices, origin: RequestOrigin
+) -> ExportJob:
+    """Stop a queued or running export: mark it cancelled, stop its execution, remove what it
+    wrote so far, and hand its running slot to the tenant's next queued export.
+
+    Cancelling a cancelled job answers with it again; a job that already ended is a conflict.
+    """
+    _require_export_permission(caller)
+    job = get_export(caller, job_id, services)
+    if not job.is_live and job.status is not ExportStatus.CANCELLED:
+        raise _not_cancellable(job)
+    if job.status is not ExportStatus.CANCELLED:
+        job, cancelled_now = _mark_cancelled(job, services)
+        if cancelled_now:
+            record(AuditEventType.EXPORT_CANCELLED, caller, origin, services, job)
+    # Each of these is idempotent: a repeated cancel finishes what an interrupted one began.
+    # Executions are named after their job, so this also stops one started after `job` was read.
+    services.workflow.stop(job.execution_arn or services.workflow.execution_arn(job.id))
+    _remove_partial_output(job, services.objects)
+    services.queue.finished(job.org_id, job.id)
+    logger.info("Export cancelled", extra={"job_id": job.id})
+    return job
+
+
+def _mark_cancelled(job: ExportJob, services: ExportServices) -> tuple[ExportJob, bool]:
+    """The cancelled job, and whether this call cancelled it (rather than a concurrent one)."""
+    try:
+        # The conditional write settles races with the steps: a job that completed or failed
+        # meanwhile stays so.
+        cancelled = services.jobs.transition(job.id, ExportStatus.CANCELLED, completed_at=utc_now())
+    except IllegalTransition:
+        current = services.jobs.get(job.id)
+        if current.status is ExportStatus.CANCELLED:
+            return current, False
+        raise _not_cancellable(current) from None
+    return cancelled, True
+
+
+def _not_cancellable(job: ExportJob) -> Conflict:
+    return Conflict(
+        f"Export {job.id} is {job.status.value}; only a queued or running export can be cancelled.",
+        {"id": job.id, "status": job.status.value},
+    )
+
+
+def _remove_partial_output(job: ExportJob, objects: ObjectStore) -> None:
+    """Abort the job's unfinished uploads and delete its staging parts and any final object.
+
+    A Format step still running when this runs stops by itself at its next progress write and
+    removes what it wrote after this (see export_steps.format_partition).
+    """
+    for prefix in (staging_prefix(job.id), export_key(job)):
+        objects.abort_uploads(prefix)
+    objects.delete_prefix(staging_prefix(job.id))
+    objects.delete(export_key(job))
 
 
 def delete_export(
