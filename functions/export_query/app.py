@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dataexport import components
 from dataexport.config import QueryStepConfig, cached_config
-from dataexport.services.export_steps import plan_export
+from dataexport.services.export_steps import Splitting, plan_export
 from dataexport.step_events import QueryStepInput
 
 logger = Logger()
@@ -26,5 +26,10 @@ def lambda_handler(event: QueryStepInput, context: LambdaContext) -> dict[str, A
         jobs=components.job_store(config),
         rows_for=components.row_sources(config),
         catalog=components.catalog(config),
+        splitting=Splitting(
+            segment_rows=config.segment_rows,
+            partition_segments=config.partition_segments,
+            max_concurrency=config.format_max_concurrency,
+        ),
     )
     return plan.to_payload()

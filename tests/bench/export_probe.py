@@ -34,9 +34,9 @@ import pg8000.native
 
 from dataexport.adapters.postgres import DatabaseSecret, PostgresReader
 from dataexport.catalog.loader import load_catalog
-from dataexport.export_job import PartSummary
 from dataexport.export_request import ExportRequest, resolve_export
 from dataexport.query_builder import BoundQuery, RowScope
+from dataexport.services.export_steps import FormatOutcome
 from tests.e2e.format_step_process import run_format_step
 from tests.process_memory import peak_rss_bytes
 
@@ -163,7 +163,7 @@ def csv_writer_from_cursor(secret: DatabaseSecret, query: BoundQuery) -> tuple[i
     return writer.close().rows, sink.bytes
 
 
-def summary(part: PartSummary) -> tuple[int, int]:
+def summary(part: FormatOutcome) -> tuple[int, int]:
     return part.rows, part.bytes
 
 

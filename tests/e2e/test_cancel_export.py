@@ -15,9 +15,10 @@ from tests.e2e.http_client import ApiClient
 from tests.e2e.test_format_memory import fill_probe_table
 
 TENANT = "org_probe"
-# Enough rows that the Format step streams for well over one progress interval (5 s) and
-# uploads several 8 MiB parts before it can finish (about 30 s here, 35,000 rows a second).
+# In segments of 10,000 rows, one per Format invocation: the export takes a hundred
+# invocations, several seconds, and reports its progress after each.
 LONG_EXPORT_ROWS = 1_000_000
+SEGMENT_ROWS = 10_000
 SHORT_EXPORT_ROWS = 1_000
 BASE_TIME = datetime(2020, 1, 1, tzinfo=UTC)
 ERROR_KEYS = {"error_code", "message", "detail"}
@@ -26,7 +27,12 @@ ERROR_KEYS = {"error_code", "message", "detail"}
 @pytest.fixture(scope="module")
 def runtime(runtime_factory: Any, database: LocalDatabase) -> Iterator[Any]:
     # One running export per tenant: a second one waits queued behind it.
-    with runtime_factory({"MaxRunningExportsPerTenant": "1"}) as started:
+    parameters = {
+        "MaxRunningExportsPerTenant": "1",
+        "ExportSegmentRows": str(SEGMENT_ROWS),
+        "FormatTimeBudgetSeconds": "0",
+    }
+    with runtime_factory(parameters) as started:
         superuser = database.connect()
         try:
             fill_probe_table(superuser, LONG_EXPORT_ROWS)

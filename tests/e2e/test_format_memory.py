@@ -13,7 +13,7 @@ from dataexport import components
 from dataexport.config import FormatStepConfig, read_config
 from dataexport.export_job import ExportJob, ExportStatus, new_job_id, utc_now
 
-SMALL_ROWS = 200_000
+SMALL_ROWS = 300_000
 LARGE_ROWS = 10 * SMALL_ROWS
 BASE_TIME = datetime(2020, 1, 1, tzinfo=UTC)
 MIB = 1024 * 1024
@@ -38,26 +38,31 @@ def fill_probe_table(superuser: Any, rows: int) -> None:
     superuser.run("GRANT SELECT ON demo.memory_probe TO dataexport_reader")
 
 
-def running_job(rows: int) -> ExportJob:
-    """A job over the first `rows` probe rows, as the Query step leaves it: running."""
-    config = read_config(FormatStepConfig)
-    jobs = components.job_store(config)
+def probe_job(rows: int, format_name: str = "csv") -> ExportJob:
+    """A queued job over the first `rows` probe rows."""
     job = ExportJob(
         id=new_job_id(),
         org_id="org_probe",
         owner_id="probe",
         dataset="memory_probe",
-        format="csv",
+        format=format_name,
         fields=["id", "created_at", "payload", "amount"],
         time_range={
             "start": BASE_TIME.isoformat(),
             "end": (BASE_TIME + timedelta(seconds=rows + 1)).isoformat(),
         },
         owner_scoped=False,
-        file_name="memory_probe.csv",
+        file_name=f"memory_probe.{format_name}",
         created_at=utc_now(),
     )
-    jobs.create(job)
+    components.job_store(read_config(FormatStepConfig)).create(job)
+    return job
+
+
+def running_job(rows: int) -> ExportJob:
+    """A job over the first `rows` probe rows, as the Query step leaves it: running."""
+    jobs = components.job_store(read_config(FormatStepConfig))
+    job = probe_job(rows)
     return jobs.transition(job.id, ExportStatus.RUNNING, started_at=utc_now())
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from dataexport.adapters.audit_store import AuditTrail
+from dataexport.adapters.checkpoint_store import CheckpointStore
 from dataexport.adapters.control_store import ControlStore
 from dataexport.adapters.job_store import JobStore
 from dataexport.adapters.object_store import ObjectStore
@@ -28,8 +29,9 @@ from dataexport.catalog.model import Dataset
 from dataexport.errors import ExportCancelled
 from dataexport.export_job import ExportJob, ExportStatus, new_job_id, staging_prefix, utc_now
 from dataexport.export_request import ResolvedExport
-from dataexport.query_builder import RowScope
-from dataexport.row_sources import RowSource
+from dataexport.formats.writer import FormatWriter
+from dataexport.query_builder import WHOLE_EXPORT, RowScope, Span
+from dataexport.row_sources import ProgressCallback, RowSource, RowsPlan, counted
 from dataexport.services import export_steps
 from dataexport.services.export_queue import ExportQueue
 from dataexport.services.export_steps import Partition, fail_export, format_partition
@@ -52,6 +54,7 @@ class Aws:
     queue: ExportQueue
     audit: AuditTrail
     catalog: Catalog
+    checkpoints: CheckpointStore
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +77,7 @@ def aws() -> Iterator[Aws]:
             ),
             audit=AuditTrail(tables["AuditTable"], REGION),
             catalog=load_catalog(TEST_DATASETS),
+            checkpoints=CheckpointStore(tables["ControlTable"], REGION),
         )
 
 
@@ -87,6 +91,21 @@ class RowsCancelledPartWay:
 
     def count(self, export: ResolvedExport, scope: RowScope) -> int:
         return BATCHES * BATCH_ROWS
+
+    def plan(
+        self, export: ResolvedExport, scope: RowScope, segment_rows: int, max_segments: int
+    ) -> RowsPlan:
+        return RowsPlan(self.count(export, scope))
+
+    def write(
+        self,
+        export: ResolvedExport,
+        scope: RowScope,
+        writer: FormatWriter,
+        on_progress: ProgressCallback,
+        span: Span = WHOLE_EXPORT,
+    ) -> None:
+        writer.write_rows(counted(self.stream(export, scope), on_progress))
 
     def stream(self, export: ResolvedExport, scope: RowScope) -> Iterator[list[list[Any]]]:
         for batch in range(BATCHES):
@@ -125,6 +144,7 @@ def format_with(aws: Aws, job: ExportJob, rows: RowSource) -> None:
         rows_for=rows_for,
         objects=aws.objects,
         catalog=aws.catalog,
+        checkpoints=aws.checkpoints,
     )
 
 
@@ -144,9 +164,9 @@ def test_progress_is_written_only_while_the_job_runs(aws: Aws) -> None:
     job = running_job(aws.jobs)
 
     # When its progress is written, then it is cancelled and progress is written again
-    written = aws.jobs.update_fields_while(job.id, ExportStatus.RUNNING, rows_exported=10)
+    written = aws.jobs.add_rows_exported_while_running(job.id, 10)
     aws.jobs.transition(job.id, ExportStatus.CANCELLED)
-    refused = aws.jobs.update_fields_while(job.id, ExportStatus.RUNNING, rows_exported=20)
+    refused = aws.jobs.add_rows_exported_while_running(job.id, 20)
 
     # Then the first write landed and the second was refused, changing nothing
     assert written and not refused

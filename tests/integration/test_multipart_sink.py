@@ -15,6 +15,7 @@ from dataexport.adapters.object_store import (
     MAX_PARTS,
     MIN_PART_SIZE,
     ObjectStore,
+    StoredObject,
     part_size_for,
 )
 from dataexport.formats.compression import Compression
@@ -129,3 +130,34 @@ def test_a_failure_while_writing_leaves_no_object_and_no_upload(
     assert listed.get("KeyCount", 0) == 0
     uploads = s3.list_multipart_uploads(Bucket=bucket, Prefix="staging/failed/")
     assert uploads.get("Uploads", []) == []
+
+
+@pytest.mark.parametrize(
+    "sizes_mib",
+    [[1], [7], [1, 2, 3], [6, 1, 6], [0.5, 9, 0.25, 0.25, 12, 3], [5, 5, 5]],
+    ids=str,
+)
+def test_pieces_join_in_order_whatever_their_sizes(
+    store: ObjectStore, s3: Any, bucket: str, sizes_mib: list[float]
+) -> None:
+    # Given staged pieces, some under S3's 5 MiB part minimum and some above it
+    pieces = []
+    for index, size in enumerate(sizes_mib):
+        body = os.urandom(int(size * MIB))
+        key = f"staging/assemble/{len(sizes_mib)}-{sizes_mib[0]}-{index}"
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        pieces.append((key, body))
+    stored_pieces = [
+        StoredObject(key, len(body), hashlib.sha256(body).hexdigest()) for key, body in pieces
+    ]
+
+    # When they are assembled into one object
+    target = f"exports/assembled-{'-'.join(map(str, sizes_mib))}"
+    result = store.assemble(stored_pieces, target, "text/csv", 'attachment; filename="x.csv"')
+
+    # Then it holds every piece in order, with the size and checksum of the whole
+    joined = b"".join(body for _, body in pieces)
+    assert stored(s3, bucket, target) == joined
+    assert (result.bytes, result.sha256) == (len(joined), hashlib.sha256(joined).hexdigest())
+    head = s3.head_object(Bucket=bucket, Key=target)
+    assert head["ContentType"] == "text/csv"

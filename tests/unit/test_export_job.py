@@ -70,4 +70,4 @@ def test_due_for_expiry(status: ExportStatus, legal_hold: bool, expires_in: int,
 def test_keys_keep_tenants_and_jobs_apart() -> None:
     job = make_job()
     assert export_key(job) == f"exports/org_acme/{job.id}/{job.file_name}"
-    assert staging_key(job.id, 3) == f"staging/{job.id}/part-00003"
+    assert staging_key(job.id, 3, 7) == f"staging/{job.id}/part-00003-00007"

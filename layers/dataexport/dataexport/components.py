@@ -9,6 +9,7 @@ from functools import cache
 
 from dataexport.adapters.audit_events_reader import AuditEventsReader
 from dataexport.adapters.audit_store import AuditTrail
+from dataexport.adapters.checkpoint_store import CheckpointStore
 from dataexport.adapters.control_store import ControlStore
 from dataexport.adapters.job_store import JobStore
 from dataexport.adapters.object_store import ObjectStore
@@ -19,6 +20,7 @@ from dataexport.config import (
     AuditTableConfig,
     BucketConfig,
     DatabaseConfig,
+    FormatStepConfig,
     JobTableConfig,
     QueueConfig,
     StepSourceConfig,
@@ -60,6 +62,11 @@ def export_queue(config: QueueConfig) -> ExportQueue:
 @cache
 def control_store(config: QueueConfig) -> ControlStore:
     return ControlStore(config.control_table_name, config.aws_region)
+
+
+@cache
+def checkpoint_store(config: FormatStepConfig | QueueConfig) -> CheckpointStore:
+    return CheckpointStore(config.control_table_name, config.aws_region)
 
 
 @cache

@@ -157,11 +157,22 @@ class StepSourceConfig(DatabaseConfig, AuditTableConfig):
 
 
 class QueryStepConfig(StepSourceConfig):
-    pass
+    """How the Query step splits exports: segments of rows, grouped into partitions."""
+
+    segment_rows: int = Field(default=250_000, ge=1, validation_alias="EXPORT_SEGMENT_ROWS")
+    partition_segments: int = Field(default=4, ge=1, validation_alias="EXPORT_PARTITION_SEGMENTS")
+    format_max_concurrency: int = Field(
+        default=4, ge=1, le=40, validation_alias="FORMAT_MAX_CONCURRENCY"
+    )
 
 
 class FormatStepConfig(StepSourceConfig, BucketConfig):
-    pass
+    control_table_name: str = Field(validation_alias="CONTROL_TABLE_NAME", min_length=1)
+    # A Format invocation starts no new segment after this long; the state machine calls it
+    # again to go on from its checkpoint.
+    format_time_budget_seconds: float = Field(
+        default=600, ge=0, validation_alias="FORMAT_TIME_BUDGET_SECONDS"
+    )
 
 
 class UploadStepConfig(BucketConfig, QueueConfig):

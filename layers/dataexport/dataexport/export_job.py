@@ -65,16 +65,26 @@ class JobError(BaseModel):
     message: str
 
 
-class PartSummary(BaseModel):
-    """One formatted partition, as staged in S3 before assembly."""
+class SegmentSummary(BaseModel):
+    """One finished segment of a partition: a complete staging object."""
 
     model_config = ConfigDict(frozen=True)
 
-    index: int = Field(ge=0)
     key: str
     rows: int = Field(ge=0)
     bytes: int = Field(ge=0)
     sha256: str
+
+
+class PartSummary(BaseModel):
+    """One formatted partition: its rows and bytes, in how many segments."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int = Field(ge=0)
+    rows: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+    segments: int = Field(default=1, ge=0)
 
 
 class ExportJob(BaseModel):
@@ -117,6 +127,14 @@ class ExportJob(BaseModel):
     def is_live(self) -> bool:
         return self.status in LIVE_STATUSES
 
+    @property
+    def progress_percent(self) -> int:
+        """0-100: for a running job, its partitions' rows so far against the planned total
+        (99 at most: 100 only once its file is in place)."""
+        if self.status is ExportStatus.RUNNING and self.rows_total and self.rows_exported:
+            return min(99, self.rows_exported * 100 // self.rows_total)
+        return self.progress
+
     def is_due_for_expiry(self, now: datetime) -> bool:
         return (
             self.status is ExportStatus.COMPLETED
@@ -130,8 +148,8 @@ def staging_prefix(job_id: str) -> str:
     return f"staging/{job_id}/"
 
 
-def staging_key(job_id: str, index: int) -> str:
-    return f"{staging_prefix(job_id)}part-{index:05d}"
+def staging_key(job_id: str, index: int, segment: int = 0) -> str:
+    return f"{staging_prefix(job_id)}part-{index:05d}-{segment:05d}"
 
 
 def export_key(job: ExportJob) -> str:

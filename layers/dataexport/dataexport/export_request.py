@@ -20,7 +20,16 @@ from dataexport.formats import get_format
 from dataexport.formats.compression import Compression
 from dataexport.formats.writer import FormatOptions, FormatWriter, OutputColumn
 from dataexport.identity import Caller
-from dataexport.query_builder import BoundQuery, RowScope, build_count, build_select
+from dataexport.query_builder import (
+    WHOLE_EXPORT,
+    BoundQuery,
+    RowScope,
+    Span,
+    build_boundaries,
+    build_count,
+    build_plan_count,
+    build_select,
+)
 
 MAX_FIELDS = 500
 MAX_FILTERS = 50
@@ -90,13 +99,27 @@ class ResolvedExport:
             for column in (self.dataset.column(name) for name in self.fields)
         ]
 
-    def select(self, scope: RowScope, select_list: list[str] | None = None) -> BoundQuery:
+    def select(
+        self, scope: RowScope, select_list: list[str] | None = None, span: Span = WHOLE_EXPORT
+    ) -> BoundQuery:
         return build_select(
-            self.dataset, self.fields, scope, self.filters, self.window, select_list=select_list
+            self.dataset,
+            self.fields,
+            scope,
+            self.filters,
+            self.window,
+            select_list=select_list,
+            span=span,
         )
 
     def count(self, scope: RowScope) -> BoundQuery:
         return build_count(self.dataset, scope, self.filters, self.window)
+
+    def plan_count(self, scope: RowScope) -> BoundQuery:
+        return build_plan_count(self.dataset, scope, self.filters, self.window)
+
+    def boundaries(self, scope: RowScope, every: int) -> BoundQuery:
+        return build_boundaries(self.dataset, scope, self.filters, self.window, every)
 
 
 def resolve_fields(dataset: Dataset, requested: list[str] | None) -> list[str]:

@@ -150,17 +150,67 @@ def _where(
     return " AND ".join(conditions)
 
 
-def _order_by(dataset: Dataset) -> str:
-    # Qualified: a bare name in ORDER BY would mean an output column of that name first, and a
-    # rendering expression (CASE ... ELSE CAST(created_at AS text)) takes its column's name.
-    source = _source(dataset)
+def export_order(dataset: Dataset) -> list[SortSpec]:
+    """The export's total order: the dataset's default_sort, then its key as the tie-breaker."""
     sort = list(dataset.default_sort)
     if dataset.key not in {spec.column for spec in sort}:
         direction = sort[-1].direction if sort else SortDirection.ASC
         sort.append(SortSpec(column=dataset.key, direction=direction))
+    return sort
+
+
+def _order_by(dataset: Dataset) -> str:
+    # Qualified: a bare name in ORDER BY would mean an output column of that name first, and a
+    # rendering expression (CASE ... ELSE CAST(created_at AS text)) takes its column's name.
+    source = _source(dataset)
     return ", ".join(
-        f"{source}.{quote_identifier(spec.column)} {spec.direction.value.upper()}" for spec in sort
+        f"{source}.{quote_identifier(spec.column)} {spec.direction.value.upper()}"
+        for spec in export_order(dataset)
     )
+
+
+def _comes_after(dataset: Dataset, position: Sequence[Any], params: _Parameters) -> str:
+    """Rows after `position` (values of the export_order columns) in the export's order.
+
+    With one direction throughout, a row comparison that an index on the sort columns serves;
+    with mixed directions, its expansion. Sort columns must hold no NULLs (the planner checks).
+    """
+    order = export_order(dataset)
+    if len(position) != len(order):
+        raise ValueError(f"a position needs {len(order)} values, got {len(position)}")
+    columns = [quote_identifier(spec.column) for spec in order]
+    values = [params.bind(value) for value in position]
+    directions = {spec.direction for spec in order}
+    if len(directions) == 1:
+        operator = "<" if directions == {SortDirection.DESC} else ">"
+        return f"({', '.join(columns)}) {operator} ({', '.join(values)})"
+    alternatives = []
+    for index, spec in enumerate(order):
+        equal = [f"{columns[i]} = {values[i]}" for i in range(index)]
+        operator = "<" if spec.direction is SortDirection.DESC else ">"
+        alternatives.append(" AND ".join([*equal, f"{columns[index]} {operator} {values[index]}"]))
+    return "(" + " OR ".join(f"({alternative})" for alternative in alternatives) + ")"
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of the export's order: rows after `after` (None: from the first row) up to
+    and including `through` (None: to the last row). Values follow export_order."""
+
+    after: Sequence[Any] | None = None
+    through: Sequence[Any] | None = None
+
+
+WHOLE_EXPORT = Span()
+
+
+def _span_conditions(dataset: Dataset, span: Span, params: _Parameters) -> list[str]:
+    conditions = []
+    if span.after is not None:
+        conditions.append(_comes_after(dataset, span.after, params))
+    if span.through is not None:
+        conditions.append(f"NOT {_comes_after(dataset, span.through, params)}")
+    return conditions
 
 
 def build_select(
@@ -171,16 +221,20 @@ def build_select(
     window: TimeWindow,
     *,
     select_list: Sequence[str] | None = None,
+    span: Span = WHOLE_EXPORT,
 ) -> BoundQuery:
     """The query returning `fields` (in that order) of the rows in scope, in a stable order.
 
     `select_list` replaces the plain column references with expressions over them (the SQL
-    rendering of a COPY plan, built from `column_references`).
+    rendering of a COPY plan, built from `column_references`); `span` limits the rows to one
+    stretch of the order (a segment of a partitioned export).
     """
     references = column_references(checked_fields(dataset, fields))
     columns = ", ".join(select_list if select_list is not None else references)
     params = _Parameters()
-    where = _where(dataset, scope, filters, window, params)
+    where = " AND ".join(
+        [_where(dataset, scope, filters, window, params), *_span_conditions(dataset, span, params)]
+    )
     sql = f"SELECT {columns} FROM {_source(dataset)} WHERE {where} ORDER BY {_order_by(dataset)}"
     return BoundQuery(sql, params.values)
 
@@ -200,3 +254,48 @@ def build_count(
     params = _Parameters()
     where = _where(dataset, scope, filters, window, params)
     return BoundQuery(f"SELECT count(*) FROM {_source(dataset)} WHERE {where}", params.values)
+
+
+def build_plan_count(
+    dataset: Dataset,
+    scope: RowScope,
+    filters: Sequence[FilterClause],
+    window: TimeWindow,
+) -> BoundQuery:
+    """One row: the rows build_select returns, and how many of them have a NULL in a sort
+    column (such rows have no position, so that export cannot be split)."""
+    params = _Parameters()
+    where = _where(dataset, scope, filters, window, params)
+    nulls = " OR ".join(
+        f"{quote_identifier(spec.column)} IS NULL" for spec in export_order(dataset)
+    )
+    return BoundQuery(
+        f"SELECT count(*), count(*) FILTER (WHERE {nulls}) FROM {_source(dataset)} WHERE {where}",
+        params.values,
+    )
+
+
+def build_boundaries(
+    dataset: Dataset,
+    scope: RowScope,
+    filters: Sequence[FilterClause],
+    window: TimeWindow,
+    every: int,
+) -> BoundQuery:
+    """The sort-column values (export_order) of every `every`-th row, in order: where the
+    segments of a split export end."""
+    if every < 1:
+        raise ValueError("every must be at least 1")
+    params = _Parameters()
+    where = _where(dataset, scope, filters, window, params)
+    columns = ", ".join(quote_identifier(spec.column) for spec in export_order(dataset))
+    numbered = (
+        f"SELECT {columns}, row_number() OVER (ORDER BY {_order_by(dataset)}) AS __position "
+        f"FROM {_source(dataset)} WHERE {where}"
+    )
+    step = params.bind(every)
+    return BoundQuery(
+        f"SELECT {columns} FROM ({numbered}) AS numbered "
+        f"WHERE __position % {step} = 0 ORDER BY __position",
+        params.values,
+    )

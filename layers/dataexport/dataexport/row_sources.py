@@ -5,6 +5,7 @@ writer and step works with either."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dataexport.adapters.audit_events_reader import AuditEventsReader
@@ -12,13 +13,30 @@ from dataexport.adapters.postgres import PostgresReader
 from dataexport.catalog.model import Dataset, SourceKind
 from dataexport.export_request import ResolvedExport
 from dataexport.formats.writer import CopyPlan, FormatWriter
-from dataexport.query_builder import RowScope, column_references
+from dataexport.query_builder import WHOLE_EXPORT, RowScope, Span, column_references
+from dataexport.sql_rendering import SourceType
 
 ProgressCallback = Callable[[int], None]
 
 
+@dataclass(frozen=True)
+class RowsPlan:
+    """How many rows an export has, and where its segments end: the sort positions
+    (export_order values) of every segment's last row but the final segment's."""
+
+    rows_total: int
+    boundaries: list[list[Any]] = field(default_factory=list)
+
+
 class RowSource(Protocol):
     def count(self, export: ResolvedExport, scope: RowScope) -> int: ...
+
+    def plan(
+        self, export: ResolvedExport, scope: RowScope, segment_rows: int, max_segments: int
+    ) -> RowsPlan:
+        """Count the rows and, if there are more than `segment_rows` and the source can
+        read a stretch of its order on its own, cut them into segments of that many (more
+        where that would make over `max_segments` segments)."""
 
     def stream(self, export: ResolvedExport, scope: RowScope) -> Iterator[list[list[Any]]]: ...
 
@@ -28,8 +46,9 @@ class RowSource(Protocol):
         scope: RowScope,
         writer: FormatWriter,
         on_progress: ProgressCallback,
+        span: Span = WHOLE_EXPORT,
     ) -> None:
-        """Feed every row in scope to the open `writer`, the fastest way both allow."""
+        """Feed every row of `span` in scope to the open `writer`, the fastest way both allow."""
 
 
 RowSourceFor = Callable[[Dataset], RowSource]
@@ -52,21 +71,43 @@ class PostgresRows:
 
     def __init__(self, reader: PostgresReader) -> None:
         self._reader = reader
+        # Column types, once per export: every segment of it has the same.
+        self._described: dict[str, list[SourceType] | None] = {}
 
     def count(self, export: ResolvedExport, scope: RowScope) -> int:
         return self._reader.count(export.count(scope))
 
-    def stream(self, export: ResolvedExport, scope: RowScope) -> Iterator[list[list[Any]]]:
-        return self._reader.stream(export.select(scope))
+    def plan(
+        self, export: ResolvedExport, scope: RowScope, segment_rows: int, max_segments: int
+    ) -> RowsPlan:
+        rows_total, without_position = self._reader.fetch(export.plan_count(scope))[0]
+        if without_position or rows_total <= segment_rows:
+            return RowsPlan(int(rows_total))
+        segment_rows = max(segment_rows, -(-rows_total // max_segments))
+        boundaries = self._reader.fetch(export.boundaries(scope, segment_rows))
+        if rows_total % segment_rows == 0:
+            boundaries = boundaries[:-1]  # the final row ends the final segment anyway
+        return RowsPlan(int(rows_total), [list(position) for position in boundaries])
+
+    def stream(
+        self, export: ResolvedExport, scope: RowScope, span: Span = WHOLE_EXPORT
+    ) -> Iterator[list[list[Any]]]:
+        return self._reader.stream(export.select(scope, span=span))
 
     def copy_plan(
         self, export: ResolvedExport, scope: RowScope, writer: FormatWriter
     ) -> CopyPlan | None:
         """The writer's COPY plan for the columns' actual types, if it has one."""
-        described = self._reader.describe(export.select(scope), export.options.timezone.key)
-        if not described.time_zone_known:
+        query = export.select(scope)
+        if query.sql not in self._described:
+            described = self._reader.describe(query, export.options.timezone.key)
+            self._described[query.sql] = (
+                described.column_types if described.time_zone_known else None
+            )
+        types = self._described[query.sql]
+        if types is None:
             return None
-        return writer.copy_plan(described.column_types, column_references(export.fields))
+        return writer.copy_plan(types, column_references(export.fields))
 
     def write(
         self,
@@ -74,13 +115,14 @@ class PostgresRows:
         scope: RowScope,
         writer: FormatWriter,
         on_progress: ProgressCallback,
+        span: Span = WHOLE_EXPORT,
     ) -> None:
         plan = self.copy_plan(export, scope, writer)
         if plan is None:
-            writer.write_rows(counted(self.stream(export, scope), on_progress))
+            writer.write_rows(counted(self.stream(export, scope, span), on_progress))
             return
         self._reader.copy(
-            export.select(scope, plan.select_list),
+            export.select(scope, plan.select_list, span),
             plan.copy_options,
             writer.copy_target(plan, on_progress),
             time_zone=export.options.timezone.key,
@@ -96,6 +138,12 @@ class AuditTrailRows:
     def count(self, export: ResolvedExport, scope: RowScope) -> int:
         return self._reader.count(export.dataset, scope, export.filters, export.window)
 
+    def plan(
+        self, export: ResolvedExport, scope: RowScope, segment_rows: int, max_segments: int
+    ) -> RowsPlan:
+        # The chain is read in order from one partition key: one segment, never split.
+        return RowsPlan(self.count(export, scope))
+
     def stream(self, export: ResolvedExport, scope: RowScope) -> Iterator[list[list[Any]]]:
         return self._reader.stream(
             export.dataset, export.fields, scope, export.filters, export.window
@@ -107,7 +155,10 @@ class AuditTrailRows:
         scope: RowScope,
         writer: FormatWriter,
         on_progress: ProgressCallback,
+        span: Span = WHOLE_EXPORT,
     ) -> None:
+        if span != WHOLE_EXPORT:
+            raise ValueError("the audit trail is read whole, never in segments")
         writer.write_rows(counted(self.stream(export, scope), on_progress))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataexport.export_job import PartSummary
@@ -20,9 +22,17 @@ class QueryStepInput(_StepInput):
     pass
 
 
+def _whole_export() -> list[list[Any] | None]:
+    return [None, None]
+
+
 class FormatStepInput(_StepInput):
+    """One partition (a Map item), or a Format invocation's own answer when it goes on."""
+
     index: int = Field(ge=0)
     count: int = Field(ge=1)
+    # Segment j holds the rows after bounds[j] through bounds[j + 1] (None: the export's ends).
+    bounds: list[list[Any] | None] = Field(default_factory=_whole_export, min_length=2)
 
 
 class UploadStepInput(_StepInput):

@@ -224,17 +224,14 @@ class JobStore:
         actions: list[Action] = [self._action(name, value) for name, value in changes.items()]
         self._model(job_id).update(actions=actions, condition=self._model.id.exists())
 
-    def update_fields_while(self, job_id: str, status: ExportStatus, **changes: Any) -> bool:
-        """Like update_fields, but only while the job is still `status`.
-
-        Returns False, writing nothing, once it is not (e.g. a running job was cancelled), so
-        a step can learn that it should stop from the write it makes anyway.
-        """
-        actions: list[Action] = [self._action(name, value) for name, value in changes.items()]
+    def add_rows_exported_while_running(self, job_id: str, rows: int) -> bool:
+        """Add `rows` to the job's running row count (partitions report independently), only
+        while it is running; False, writing nothing, once it is not."""
         try:
             self._model(job_id).update(
-                actions=actions,
-                condition=self._model.id.exists() & (self._model.status == status.value),
+                actions=[self._model.rows_exported.add(rows)],
+                condition=self._model.id.exists()
+                & (self._model.status == ExportStatus.RUNNING.value),
             )
         except UpdateError as exc:
             if _is_condition_failure(exc):

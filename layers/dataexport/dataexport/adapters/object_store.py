@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import queue
-import threading
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
@@ -37,6 +37,8 @@ QUEUED_CHUNKS = 16
 # S3 copies a single object of up to 5 GiB in one request; beyond that it must copy in parts.
 MAX_SINGLE_COPY = 5 * 1024 * MIB
 COPY_PART_SIZE = 512 * MIB
+# S3's smallest part, except for an upload's last one.
+MIN_COPY_PART_SIZE = 5 * MIB
 
 
 def part_size_for(part_number: int) -> int:
@@ -49,6 +51,12 @@ class StoredObject:
     key: str
     bytes: int
     sha256: str
+
+
+# Threads shared by every sink of the process: a Lambda runs one export step at a time, and new
+# threads per segment would each grow a malloc arena of their own.
+_SINK_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="s3-sink")
+_PART_UPLOADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="s3-part")
 
 
 class MultipartSink:
@@ -84,9 +92,11 @@ class MultipartSink:
         self._result: StoredObject | None = None
         self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_CHUNKS)
         self._failure: BaseException | None = None
-        self._uploads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="s3-part")
-        self._worker = threading.Thread(target=self._run, name="s3-sink", daemon=True)
-        self._worker.start()
+        self._worker = _SINK_THREADS.submit(self._run)
+
+    @property
+    def key(self) -> str:
+        return self._key
 
     # ------------------------------------------------------------------ writer side
     def write(self, data: bytes) -> None:
@@ -120,7 +130,6 @@ class MultipartSink:
                 MultipartUpload={"Parts": self._parts},
             )
         self._buffer.clear()
-        self._uploads.shutdown()
         self._result = StoredObject(self._key, self._size, self._digest.hexdigest())
         return self._result
 
@@ -129,7 +138,9 @@ class MultipartSink:
         self._finish_worker()
         for _, pending in self._in_flight:
             pending.cancel()
-        self._uploads.shutdown(wait=True)
+        for _, pending in self._in_flight:
+            with suppress(Exception):  # the abort below ends the upload whatever these did
+                pending.result()
         if self._upload_id is not None and self._result is None:
             # Already aborted by someone else (a cancelled job's cleanup) is aborted all the same.
             with suppress(self._client.exceptions.NoSuchUpload):
@@ -190,7 +201,7 @@ class MultipartSink:
         self._wait_for_parts(max(1, MAX_BYTES_IN_FLIGHT // len(body)) - 1)
         upload_id = self._upload_id
         self._in_flight.append(
-            (number, self._uploads.submit(self._upload_part, upload_id, number, body))
+            (number, _PART_UPLOADS.submit(self._upload_part, upload_id, number, body))
         )
 
     def _upload_part(self, upload_id: str, number: int, body: bytes) -> CompletedPartTypeDef:
@@ -206,9 +217,9 @@ class MultipartSink:
 
     # ------------------------------------------------------------------ both
     def _finish_worker(self) -> None:
-        if self._worker.is_alive():
+        if not self._worker.done():
             self._chunks.put(None)
-            self._worker.join()
+        self._worker.result()
 
     def _raise_failure(self) -> None:
         if self._failure is not None and not isinstance(self._failure, _Aborted):
@@ -217,6 +228,91 @@ class MultipartSink:
 
 class _Aborted(Exception):
     """Marks a sink that was aborted: its worker drops what is still queued."""
+
+
+class _PartList:
+    """The parts of one multipart upload being assembled from existing objects."""
+
+    def __init__(self, client: S3Client, bucket: str, key: str, upload_id: str) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        self._upload_id = upload_id
+        self._parts: list[CompletedPartTypeDef] = []
+        self._gathered = bytearray()
+
+    def add(self, piece: StoredObject) -> None:
+        offset = 0
+        if self._gathered:
+            # Top up the gathered bytes to a valid part before copying anything.
+            offset = min(MIN_COPY_PART_SIZE - len(self._gathered), piece.bytes)
+            self._gathered += self._read(piece.key, 0, offset)
+            if len(self._gathered) >= MIN_COPY_PART_SIZE:
+                self._upload_gathered()
+        remaining = piece.bytes - offset
+        if remaining >= MIN_COPY_PART_SIZE:
+            for start, end in _copy_ranges(offset, piece.bytes):
+                self._copy(piece.key, start, end)
+        elif remaining > 0:
+            self._gathered += self._read(piece.key, offset, piece.bytes)
+
+    def finish(self) -> None:
+        if self._gathered:
+            self._upload_gathered()  # the last part may be of any size
+        self._client.complete_multipart_upload(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": self._parts},
+        )
+
+    def _number(self) -> int:
+        number = len(self._parts) + 1
+        if number > MAX_PARTS:
+            raise ValueError("The export exceeds S3's limit of 10,000 parts per object.")
+        return number
+
+    def _read(self, key: str, start: int, end: int) -> bytes:
+        if end <= start:
+            return b""
+        body = self._client.get_object(
+            Bucket=self._bucket, Key=key, Range=f"bytes={start}-{end - 1}"
+        )["Body"]
+        data: bytes = body.read()
+        return data
+
+    def _upload_gathered(self) -> None:
+        number = self._number()
+        uploaded = self._client.upload_part(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=bytes(self._gathered),
+        )
+        self._parts.append({"ETag": uploaded["ETag"], "PartNumber": number})
+        self._gathered.clear()
+
+    def _copy(self, source_key: str, start: int, end: int) -> None:
+        number = self._number()
+        copied = self._client.upload_part_copy(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            CopySource={"Bucket": self._bucket, "Key": source_key},
+            CopySourceRange=f"bytes={start}-{end - 1}",
+        )
+        self._parts.append({"ETag": copied["CopyPartResult"]["ETag"], "PartNumber": number})
+
+
+def _copy_ranges(start: int, end: int) -> list[tuple[int, int]]:
+    """[start, end) cut into copy parts of COPY_PART_SIZE, none but a whole range under 5 MiB."""
+    ranges = [(at, min(at + COPY_PART_SIZE, end)) for at in range(start, end, COPY_PART_SIZE)]
+    if len(ranges) > 1 and ranges[-1][1] - ranges[-1][0] < MIN_COPY_PART_SIZE:
+        tail = ranges.pop()
+        ranges[-1] = (ranges[-1][0], tail[1])
+    return ranges
 
 
 class ObjectStore:
@@ -231,21 +327,29 @@ class ObjectStore:
     ) -> MultipartSink:
         return MultipartSink(self._client, self._bucket, key, content_type, compression)
 
-    def copy(
-        self, source_key: str, target_key: str, content_type: str, content_disposition: str
-    ) -> None:
-        """Copy one object server-side, in parts when it is larger than a single copy allows."""
-        size = self._client.head_object(Bucket=self._bucket, Key=source_key)["ContentLength"]
-        if size <= MAX_SINGLE_COPY:
+    def assemble(
+        self,
+        pieces: Sequence[StoredObject],
+        target_key: str,
+        content_type: str,
+        content_disposition: str,
+    ) -> StoredObject:
+        """Join `pieces` in order into one object, server-side: pieces of 5 MiB or more are
+        copied by S3 itself (UploadPartCopy); smaller ones, which S3 does not accept as parts,
+        are read and gathered into parts of their own. The sha256 is the joined object's."""
+        if not pieces:
+            raise ValueError("nothing to assemble")
+        total = sum(piece.bytes for piece in pieces)
+        if len(pieces) == 1 and total <= MAX_SINGLE_COPY:
             self._client.copy_object(
                 Bucket=self._bucket,
                 Key=target_key,
-                CopySource={"Bucket": self._bucket, "Key": source_key},
+                CopySource={"Bucket": self._bucket, "Key": pieces[0].key},
                 ContentType=content_type,
                 ContentDisposition=content_disposition,
                 MetadataDirective="REPLACE",
             )
-            return
+            return StoredObject(target_key, total, pieces[0].sha256)
         upload_id = self._client.create_multipart_upload(
             Bucket=self._bucket,
             Key=target_key,
@@ -253,29 +357,24 @@ class ObjectStore:
             ContentDisposition=content_disposition,
         )["UploadId"]
         try:
-            parts: list[CompletedPartTypeDef] = []
-            for number, start in enumerate(range(0, size, COPY_PART_SIZE), start=1):
-                end = min(start + COPY_PART_SIZE, size) - 1
-                copied = self._client.upload_part_copy(
-                    Bucket=self._bucket,
-                    Key=target_key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    CopySource={"Bucket": self._bucket, "Key": source_key},
-                    CopySourceRange=f"bytes={start}-{end}",
-                )
-                parts.append({"ETag": copied["CopyPartResult"]["ETag"], "PartNumber": number})
-            self._client.complete_multipart_upload(
-                Bucket=self._bucket,
-                Key=target_key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-            )
+            parts = _PartList(self._client, self._bucket, target_key, upload_id)
+            for piece in pieces:
+                parts.add(piece)
+            parts.finish()
         except Exception:
             self._client.abort_multipart_upload(
                 Bucket=self._bucket, Key=target_key, UploadId=upload_id
             )
             raise
+        return StoredObject(target_key, total, self._sha256_of(pieces))
+
+    def _sha256_of(self, pieces: Sequence[StoredObject]) -> str:
+        digest = hashlib.sha256()
+        for piece in pieces:
+            body = self._client.get_object(Bucket=self._bucket, Key=piece.key)["Body"]
+            for block in body.iter_chunks(MIB):
+                digest.update(block)
+        return digest.hexdigest()
 
     def delete(self, key: str) -> None:
         self._client.delete_object(Bucket=self._bucket, Key=key)

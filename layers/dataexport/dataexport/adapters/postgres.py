@@ -131,9 +131,13 @@ class PostgresReader:
                 connection.close()
 
     def count(self, query: BoundQuery) -> int:
+        return int(self.fetch(query)[0][0])
+
+    def fetch(self, query: BoundQuery) -> list[list[Any]]:
+        """All rows of a small query (counts, plans), read at once."""
         with self._connection() as connection:
-            rows = connection.run(query.sql, **query.params)
-            return int(rows[0][0])
+            rows: list[list[Any]] = connection.run(query.sql, **query.params)
+            return rows
 
     def stream(
         self, query: BoundQuery, batch_rows: int = FETCH_BATCH_ROWS

@@ -26,7 +26,7 @@ def job_view(job: ExportJob) -> dict[str, Any]:
         "format": job.format,
         "compression": job.compression,
         "status": job.status.value,
-        "progress": job.progress,
+        "progress": job.progress_percent,
         "rows_exported": job.rows_exported,
         "rows_total": job.rows_total,
         "bytes": job.bytes,

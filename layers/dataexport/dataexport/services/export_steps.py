@@ -7,18 +7,21 @@ result is the same (same staging key, same final key, conditional status changes
 from __future__ import annotations
 
 import json
+import math
 import time
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from pydantic_core import to_jsonable_python
 
 from dataexport import errors
 from dataexport.adapters.audit_store import AuditTrail
+from dataexport.adapters.checkpoint_store import CheckpointStore
 from dataexport.adapters.job_store import RECORD_TTL_AFTER_EXPIRY, JobStore
-from dataexport.adapters.object_store import ObjectStore, content_disposition
+from dataexport.adapters.object_store import ObjectStore, StoredObject, content_disposition
 from dataexport.audit import AuditEventType
 from dataexport.catalog.loader import Catalog
 from dataexport.errors import DataExportError, ExportCancelled, IllegalTransition
@@ -27,6 +30,7 @@ from dataexport.export_job import (
     ExportStatus,
     JobError,
     PartSummary,
+    SegmentSummary,
     export_key,
     staging_key,
     staging_prefix,
@@ -34,26 +38,55 @@ from dataexport.export_job import (
 )
 from dataexport.export_request import ExportRequest, ResolvedExport, resolve_export
 from dataexport.formats.writer import PartPosition
-from dataexport.query_builder import RowScope
-from dataexport.row_sources import RowSourceFor
+from dataexport.query_builder import RowScope, Span
+from dataexport.row_sources import RowSource, RowSourceFor
 from dataexport.services.export_queue import ExportQueue
 
 logger = Logger(child=True)
 
 PROGRESS_INTERVAL_SECONDS = 5.0
+# The plan travels in the state machine's payload (256 KB): at most this many segments.
+MAX_SEGMENTS = 1_500
 GENERIC_FAILURE = JobError(code="INTERNAL", message="The export failed unexpectedly.")
+
+
+Position = list[Any]
 
 
 @dataclass(frozen=True)
 class Partition:
-    """One slice of an export, formatted by one Map iteration."""
+    """One slice of an export, formatted by one Map iteration: consecutive segments.
+
+    Segment j holds the rows after bounds[j] through bounds[j + 1], positions in the export's
+    order (None: its first or last row), so every row belongs to exactly one segment.
+    """
 
     job_id: str
     index: int
     count: int
+    bounds: list[Position | None] = field(default_factory=lambda: [None, None])
+
+    @property
+    def segment_count(self) -> int:
+        return len(self.bounds) - 1
+
+    def span(self, segment: int) -> Span:
+        return Span(after=self.bounds[segment], through=self.bounds[segment + 1])
+
+    def position_of(self, segment: int) -> PartPosition:
+        """Where a segment's bytes sit in the file: the very first opens it, the last closes it."""
+        return PartPosition(
+            first=self.index == 0 and segment == 0,
+            last=self.index == self.count - 1 and segment == self.segment_count - 1,
+        )
 
     def to_payload(self) -> dict[str, Any]:
-        return {"job_id": self.job_id, "index": self.index, "count": self.count}
+        return {
+            "job_id": self.job_id,
+            "index": self.index,
+            "count": self.count,
+            "bounds": to_jsonable_python(self.bounds),
+        }
 
 
 @dataclass(frozen=True)
@@ -61,12 +94,43 @@ class ExportPlan:
     job_id: str
     rows_total: int
     partitions: list[Partition]
+    max_concurrency: int = 1
 
     def to_payload(self) -> dict[str, Any]:
         return {
             "job_id": self.job_id,
             "rows_total": self.rows_total,
+            "max_concurrency": self.max_concurrency,
             "partitions": [partition.to_payload() for partition in self.partitions],
+        }
+
+
+@dataclass(frozen=True)
+class Splitting:
+    """How the Query step cuts exports (from its configuration)."""
+
+    segment_rows: int = 250_000
+    partition_segments: int = 4
+    max_concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class FormatOutcome:
+    """What one Format invocation did: the partition, done or to be continued."""
+
+    partition: Partition
+    done: bool
+    rows: int
+    bytes: int
+    segments: int
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            **self.partition.to_payload(),
+            "done": self.done,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "segments": self.segments,
         }
 
 
@@ -109,47 +173,84 @@ def row_scope(job: ExportJob) -> RowScope:
 
 # --------------------------------------------------------------------------- Query
 def plan_export(
-    job_id: str, *, jobs: JobStore, rows_for: RowSourceFor, catalog: Catalog
+    job_id: str,
+    *,
+    jobs: JobStore,
+    rows_for: RowSourceFor,
+    catalog: Catalog,
+    splitting: Splitting = Splitting(),
 ) -> ExportPlan:
-    """Mark the job running, count its rows and split it into partitions."""
+    """Mark the job running, count its rows and split them into partitions of segments.
+
+    Segments hold `segment_rows` rows (more when an export would otherwise need more than
+    MAX_SEGMENTS: the plan travels in the state machine's payload), partitions
+    `partition_segments` segments each.
+    """
     job = jobs.get(job_id)
     if job.status is ExportStatus.QUEUED:
         job = jobs.transition(job_id, ExportStatus.RUNNING, started_at=utc_now())
     elif job.status is not ExportStatus.RUNNING:
         raise IllegalTransition(f"Export {job_id} is {job.status.value}; it cannot run.")
     resolved = resolve_job(job, catalog)
-    rows_total = rows_for(resolved.dataset).count(resolved, row_scope(job))
-    jobs.update_fields(job_id, rows_total=rows_total)
-    logger.info("Export planned", extra={"job_id": job_id, "rows_total": rows_total})
-    return ExportPlan(job_id, rows_total, [Partition(job_id, index=0, count=1)])
+    planned = rows_for(resolved.dataset).plan(
+        resolved, row_scope(job), splitting.segment_rows, MAX_SEGMENTS
+    )
+    jobs.update_fields(job_id, rows_total=planned.rows_total)
+    bounds: list[Position | None] = [None, *planned.boundaries, None]
+    per_partition = splitting.partition_segments
+    partitions_bounds = [
+        bounds[start : start + per_partition + 1]
+        for start in range(0, len(bounds) - 1, per_partition)
+    ]
+    partitions = [
+        Partition(job_id, index, len(partitions_bounds), partition_bounds)
+        for index, partition_bounds in enumerate(partitions_bounds)
+    ]
+    logger.info(
+        "Export planned",
+        extra={
+            "job_id": job_id,
+            "rows_total": planned.rows_total,
+            "segments": len(bounds) - 1,
+            "partitions": len(partitions),
+        },
+    )
+    return ExportPlan(
+        job_id, planned.rows_total, partitions, min(splitting.max_concurrency, len(partitions))
+    )
 
 
 # --------------------------------------------------------------------------- Format
 class _ProgressReporter:
-    """Writes rows_exported to the job at most every few seconds."""
+    """Adds the rows a partition has written to the job's count, at most every few seconds.
 
-    def __init__(self, job_id: str, rows_total: int | None, jobs: JobStore) -> None:
+    The write is conditional on the job still running: once it was cancelled, StopExecution
+    does not stop this Lambda, so the step stops itself (the sink's `with` block aborts its
+    multipart upload).
+    """
+
+    def __init__(self, job_id: str, jobs: JobStore) -> None:
         self._job_id = job_id
-        self._rows_total = rows_total
         self._jobs = jobs
         self._last = time.monotonic()
+        self._reported = 0
+        self._segment_base = 0
+        self._done = 0
 
-    def __call__(self, rows_done: int) -> None:
-        now = time.monotonic()
-        if now - self._last < PROGRESS_INTERVAL_SECONDS:
-            return
-        self._last = now
-        progress = 0
-        if self._rows_total:
-            # 99 at most: the job reaches 100 only when its file is in place.
-            progress = min(99, rows_done * 100 // self._rows_total)
-        still_running = self._jobs.update_fields_while(
-            self._job_id, ExportStatus.RUNNING, rows_exported=rows_done, progress=progress
-        )
-        if not still_running:
-            # Cancelled meanwhile: StopExecution does not stop this Lambda, so it stops itself;
-            # the sink's `with` block aborts the multipart upload.
+    def __call__(self, rows_in_segment: int) -> None:
+        self._done = self._segment_base + rows_in_segment
+        if time.monotonic() - self._last >= PROGRESS_INTERVAL_SECONDS:
+            self.flush()
+
+    def segment_finished(self) -> None:
+        self._segment_base = self._done
+
+    def flush(self) -> None:
+        self._last = time.monotonic()
+        added = self._done - self._reported
+        if not self._jobs.add_rows_exported_while_running(self._job_id, added):
             raise ExportCancelled(f"Export {self._job_id} is no longer running.")
+        self._reported = self._done
 
 
 def format_partition(
@@ -159,32 +260,77 @@ def format_partition(
     rows_for: RowSourceFor,
     objects: ObjectStore,
     catalog: Catalog,
-) -> PartSummary:
-    """Stream one partition's rows from PostgreSQL through its writer into a staging object."""
+    checkpoints: CheckpointStore,
+    stop_starting_at: float = math.inf,
+) -> FormatOutcome:
+    """Stream a partition's segments, each from PostgreSQL through its writer into a staging
+    object of its own, recording each finished segment in the partition's checkpoint.
+
+    Resumes after the last finished segment, so a retried or continued invocation never redoes
+    one. Starts no new segment once `time.monotonic()` passes `stop_starting_at` (after at
+    least one): the answer then says the partition is not done yet.
+    """
     job = jobs.get(partition.job_id)
     if job.status is not ExportStatus.RUNNING:
         raise IllegalTransition(f"Export {job.id} is {job.status.value}; it cannot be formatted.")
     resolved = resolve_job(job, catalog)
-    key = staging_key(job.id, partition.index)
-    position = PartPosition(first=partition.index == 0, last=partition.index == partition.count - 1)
-    progress = _ProgressReporter(job.id, job.rows_total, jobs)
-    with objects.open_sink(key, resolved.media_type, resolved.compression) as sink:
-        writer = resolved.writer(resolved.columns, resolved.options, sink, position)
-        writer.open()
-        rows_for(resolved.dataset).write(resolved, row_scope(job), writer, progress)
-        summary = writer.close()
-        stored = sink.complete()
-    if jobs.get(job.id).status is not ExportStatus.RUNNING:
-        # Cancelled while the last rows were written: nothing of it may stay in staging.
-        objects.delete(key)
-        raise ExportCancelled(f"Export {job.id} is no longer running.")
+    finished = checkpoints.finished_segments(job.id, partition.index)
+    progress = _ProgressReporter(job.id, jobs)
+    segments = _SegmentWriter(
+        job, resolved, partition, rows_for(resolved.dataset), objects, jobs, progress
+    )
+    first = len(finished)
+    for segment in range(first, partition.segment_count):
+        if segment > first and time.monotonic() >= stop_starting_at:
+            break
+        finished.append(segments.write(segment))
+        checkpoints.record(job.id, partition.index, finished)
+        progress.segment_finished()
+    progress.flush()
+    outcome = FormatOutcome(
+        partition,
+        done=len(finished) == partition.segment_count,
+        rows=sum(segment.rows for segment in finished),
+        bytes=sum(segment.bytes for segment in finished),
+        segments=len(finished),
+    )
     logger.info(
-        "Partition formatted",
-        extra={"job_id": job.id, "index": partition.index, "rows": summary.rows},
+        "Partition formatted" if outcome.done else "Partition continues",
+        extra={"job_id": job.id, "index": partition.index, "segments": outcome.segments},
     )
-    return PartSummary(
-        index=partition.index, key=key, rows=summary.rows, bytes=stored.bytes, sha256=stored.sha256
-    )
+    return outcome
+
+
+@dataclass(frozen=True)
+class _SegmentWriter:
+    """Writes the segments of one partition of one job, each into its own staging object."""
+
+    job: ExportJob
+    resolved: ResolvedExport
+    partition: Partition
+    source: RowSource
+    objects: ObjectStore
+    jobs: JobStore
+    progress: _ProgressReporter
+
+    def write(self, segment: int) -> SegmentSummary:
+        job, resolved, partition = self.job, self.resolved, self.partition
+        key = staging_key(job.id, partition.index, segment)
+        with self.objects.open_sink(key, resolved.media_type, resolved.compression) as sink:
+            writer = resolved.writer(
+                resolved.columns, resolved.options, sink, partition.position_of(segment)
+            )
+            writer.open()
+            self.source.write(
+                resolved, row_scope(job), writer, self.progress, partition.span(segment)
+            )
+            summary = writer.close()
+            stored = sink.complete()
+        if self.jobs.get(job.id).status is not ExportStatus.RUNNING:
+            # Cancelled while the last rows were written: nothing of it may stay in staging.
+            self.objects.delete(key)
+            raise ExportCancelled(f"Export {job.id} is no longer running.")
+        return SegmentSummary(key=key, rows=summary.rows, bytes=stored.bytes, sha256=stored.sha256)
 
 
 # --------------------------------------------------------------------------- Upload
@@ -194,45 +340,67 @@ def complete_export(
     *,
     jobs: JobStore,
     objects: ObjectStore,
+    checkpoints: CheckpointStore,
     catalog: Catalog,
     queue: ExportQueue,
     retention: timedelta,
 ) -> ExportJob:
-    """Put the formatted parts in place as the final file, mark the job completed, and hand
-    its running slot to the tenant's next queued export."""
+    """Join every partition's segments in order into the final file (server-side where S3
+    allows), mark the job completed with its exact size, rows and sha256, remove the staging
+    objects, and hand its running slot to the tenant's next queued export."""
     job = jobs.get(job_id)
     if job.status is ExportStatus.COMPLETED:
-        queue.finished(job.org_id, job_id)  # a retried Upload after success
+        # A retried Upload after success: only the cleanup may be left to do.
+        _clear_staging(job_id, objects)
+        queue.finished(job.org_id, job_id)
         return job
     if job.status is not ExportStatus.RUNNING:
         raise IllegalTransition(f"Export {job_id} is {job.status.value}; it cannot complete.")
     ordered = sorted(parts, key=lambda part: part.index)
-    if len(ordered) != 1:
-        raise DataExportError("Assembling more than one partition is not supported yet.")
+    if [part.index for part in ordered] != list(range(len(ordered))):
+        raise DataExportError(f"Export {job_id} is missing partitions.")
+    segments: list[SegmentSummary] = []
+    for part in ordered:
+        finished = checkpoints.finished_segments(job_id, part.index)
+        if len(finished) != part.segments:
+            raise DataExportError(f"Export {job_id} partition {part.index} is incomplete.")
+        segments += finished
     resolved = resolve_job(job, catalog)
-    key = export_key(job)
-    objects.copy(ordered[0].key, key, resolved.media_type, content_disposition(job.file_name))
-    objects.delete_prefix(staging_prefix(job_id))
+    stored = objects.assemble(
+        [StoredObject(segment.key, segment.bytes, segment.sha256) for segment in segments],
+        export_key(job),
+        resolved.media_type,
+        content_disposition(job.file_name),
+    )
     completed_at = utc_now()
     expires_at = completed_at + retention
-    rows = sum(part.rows for part in ordered)
+    rows = sum(segment.rows for segment in segments)
     completed = jobs.transition(
         job_id,
         ExportStatus.COMPLETED,
-        s3_key=key,
+        s3_key=stored.key,
         parts=ordered,
         rows_exported=rows,
         rows_total=rows,
-        bytes=sum(part.bytes for part in ordered),
-        sha256=ordered[0].sha256,
+        bytes=stored.bytes,
+        sha256=stored.sha256,
         progress=100,
         completed_at=completed_at,
         expires_at=expires_at,
         ttl=expires_at + RECORD_TTL_AFTER_EXPIRY,
     )
-    logger.info("Export completed", extra={"job_id": job_id, "rows": rows})
+    _clear_staging(job_id, objects)
+    logger.info(
+        "Export completed", extra={"job_id": job_id, "rows": rows, "segments": len(segments)}
+    )
     queue.finished(job.org_id, job_id)
     return completed
+
+
+def _clear_staging(job_id: str, objects: ObjectStore) -> None:
+    # A killed Format invocation leaves its segment's upload unfinished: abort those too.
+    objects.abort_uploads(staging_prefix(job_id))
+    objects.delete_prefix(staging_prefix(job_id))
 
 
 # --------------------------------------------------------------------------- Expire
