@@ -74,8 +74,8 @@ validate: sam ## sam validate --lint
 build: sam ## sam build (the layer is built for arm64 from PyPI wheels, no container)
 	$(SAM) build --template-file template.yaml
 
-pytest: venv ## run the test suite (benchmarks excluded: see bench)
-	$(VENV_BIN)/pytest --ignore=tests/bench
+pytest: venv ## run the test suite (benchmarks and slow tests excluded: see bench, test-slow)
+	$(VENV_BIN)/pytest --ignore=tests/bench -m "not slow"
 
 test: venv sam ## everything CI checks: lint, types, template, build, tests
 	$(MAKE) --no-print-directory lint
@@ -85,8 +85,8 @@ test: venv sam ## everything CI checks: lint, types, template, build, tests
 	$(MAKE) --no-print-directory bench-smoke
 	$(MAKE) --no-print-directory pytest
 
-test-slow: venv ## only the tests marked slow (large data)
-	$(VENV_BIN)/pytest --ignore=tests/bench -m slow
+test-slow: venv ## only the tests marked slow (10,000,000-row exports; LARGE_EXPORT_ROWS)
+	$(VENV_BIN)/pytest --ignore=tests/bench -m slow -s
 
 demo: venv ## one real export end to end on the local runtime
 	$(VENV_BIN)/dataexport-local demo

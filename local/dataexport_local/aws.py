@@ -170,6 +170,8 @@ def _moto_user_config() -> Iterator[None]:
                 config[key] = previous
 
 
+S3_KEY_BUFFER_BYTES = 256 * 1024 * 1024
+
 _DYNAMODB_LOCK = threading.Lock()
 
 
@@ -369,6 +371,9 @@ class LocalAws:
                 "AWS_REGION": REGION,
                 # moto's Step Functions interpreter calls Lambda at localhost:$MOTO_PORT.
                 "MOTO_PORT": str(port),
+                # moto keeps each object in a spooled temporary file; by default anything over
+                # 5 MiB (every multipart part) goes to disk and back. Exports' parts stay in memory.
+                "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(S3_KEY_BUFFER_BYTES),
             }
         )
 

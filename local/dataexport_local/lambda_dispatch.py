@@ -114,6 +114,10 @@ class LambdaDispatcher:
                 return function
         raise LookupError(f"No function {name_or_arn} in the template")
 
+    def is_running(self, name_or_arn: str) -> bool:
+        """Whether an invocation of the function is in progress."""
+        return self._instance_locks[self.function(name_or_arn).logical_id].locked()
+
     def invoke(self, name_or_arn: str, event: Any) -> Invocation:
         """Call the handler with `event`; a raised exception is a FunctionError, as in Lambda."""
         function = self.function(name_or_arn)

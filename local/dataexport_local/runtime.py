@@ -228,6 +228,10 @@ class LocalRuntime:
         """Invoke a function (logical id, name or ARN) in-process, as Lambda would."""
         return self._started_aws.dispatcher.invoke(function, event)
 
+    def is_running(self, function: str) -> bool:
+        """Whether an invocation of `function` (logical id, name or ARN) is in progress."""
+        return self._started_aws.dispatcher.is_running(function)
+
     @property
     def _started_aws(self) -> LocalAws:
         if self._aws is None:

@@ -13,11 +13,14 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, signature_version="s3v4")
+# Uploads carry a CRC32 checksum: the SHA-256 of every part for the signature (which botocore
+# skips over TLS anyway) would only cost CPU.
+_S3_CONFIG = _CONFIG.merge(Config(s3={"payload_signing_enabled": False}))
 
 
 @cache
 def s3_client(region: str) -> S3Client:
-    return boto3.client("s3", region_name=region, config=_CONFIG)
+    return boto3.client("s3", region_name=region, config=_S3_CONFIG)
 
 
 @cache
