@@ -29,9 +29,8 @@ from dataexport.catalog.model import Dataset
 from dataexport.errors import ExportCancelled
 from dataexport.export_job import ExportJob, ExportStatus, new_job_id, staging_prefix, utc_now
 from dataexport.export_request import ResolvedExport
-from dataexport.formats.writer import FormatWriter
-from dataexport.query_builder import WHOLE_EXPORT, RowScope, Span
-from dataexport.row_sources import ProgressCallback, RowSource, RowsPlan, counted
+from dataexport.query_builder import RowScope
+from dataexport.row_sources import RowSource, WholeStreamRows
 from dataexport.services import export_steps
 from dataexport.services.export_queue import ExportQueue
 from dataexport.services.export_steps import Partition, fail_export, format_partition
@@ -81,7 +80,7 @@ def aws() -> Iterator[Aws]:
         )
 
 
-class RowsCancelledPartWay:
+class RowsCancelledPartWay(WholeStreamRows):
     """Probe rows in batches; the job is cancelled as batch `cancel_at` is read."""
 
     def __init__(self, jobs: JobStore, job_id: str, cancel_at: int) -> None:
@@ -91,21 +90,6 @@ class RowsCancelledPartWay:
 
     def count(self, export: ResolvedExport, scope: RowScope) -> int:
         return BATCHES * BATCH_ROWS
-
-    def plan(
-        self, export: ResolvedExport, scope: RowScope, segment_rows: int, max_segments: int
-    ) -> RowsPlan:
-        return RowsPlan(self.count(export, scope))
-
-    def write(
-        self,
-        export: ResolvedExport,
-        scope: RowScope,
-        writer: FormatWriter,
-        on_progress: ProgressCallback,
-        span: Span = WHOLE_EXPORT,
-    ) -> None:
-        writer.write_rows(counted(self.stream(export, scope), on_progress))
 
     def stream(self, export: ResolvedExport, scope: RowScope) -> Iterator[list[list[Any]]]:
         for batch in range(BATCHES):

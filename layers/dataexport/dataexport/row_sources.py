@@ -4,6 +4,7 @@ writer and step works with either."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -129,25 +130,20 @@ class PostgresRows:
         )
 
 
-class AuditTrailRows:
-    """Rows of the tenant's audit chain, in seq order."""
+class WholeStreamRows(ABC):
+    """A source read whole and in order by `stream` (never split into segments), its rows
+    always rendered by the Python writer."""
 
-    def __init__(self, reader: AuditEventsReader) -> None:
-        self._reader = reader
+    @abstractmethod
+    def count(self, export: ResolvedExport, scope: RowScope) -> int: ...
 
-    def count(self, export: ResolvedExport, scope: RowScope) -> int:
-        return self._reader.count(export.dataset, scope, export.filters, export.window)
+    @abstractmethod
+    def stream(self, export: ResolvedExport, scope: RowScope) -> Iterator[list[list[Any]]]: ...
 
     def plan(
         self, export: ResolvedExport, scope: RowScope, segment_rows: int, max_segments: int
     ) -> RowsPlan:
-        # The chain is read in order from one partition key: one segment, never split.
         return RowsPlan(self.count(export, scope))
-
-    def stream(self, export: ResolvedExport, scope: RowScope) -> Iterator[list[list[Any]]]:
-        return self._reader.stream(
-            export.dataset, export.fields, scope, export.filters, export.window
-        )
 
     def write(
         self,
@@ -158,8 +154,23 @@ class AuditTrailRows:
         span: Span = WHOLE_EXPORT,
     ) -> None:
         if span != WHOLE_EXPORT:
-            raise ValueError("the audit trail is read whole, never in segments")
+            raise ValueError(f"{type(self).__name__} is read whole, never in segments")
         writer.write_rows(counted(self.stream(export, scope), on_progress))
+
+
+class AuditTrailRows(WholeStreamRows):
+    """Rows of the tenant's audit chain, in seq order (one partition key: never split)."""
+
+    def __init__(self, reader: AuditEventsReader) -> None:
+        self._reader = reader
+
+    def count(self, export: ResolvedExport, scope: RowScope) -> int:
+        return self._reader.count(export.dataset, scope, export.filters, export.window)
+
+    def stream(self, export: ResolvedExport, scope: RowScope) -> Iterator[list[list[Any]]]:
+        return self._reader.stream(
+            export.dataset, export.fields, scope, export.filters, export.window
+        )
 
 
 def row_source_chooser(
