@@ -19,7 +19,7 @@ logger = Logger()
 tracer = Tracer()
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @event_parser(model=FormatStepInput)
 def lambda_handler(event: FormatStepInput, context: LambdaContext) -> dict[str, Any]:

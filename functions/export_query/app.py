@@ -15,7 +15,7 @@ logger = Logger()
 tracer = Tracer()
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @event_parser(model=QueryStepInput)
 def lambda_handler(event: QueryStepInput, context: LambdaContext) -> dict[str, Any]:

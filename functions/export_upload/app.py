@@ -16,7 +16,7 @@ logger = Logger()
 tracer = Tracer()
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @event_parser(model=UploadStepInput)
 def lambda_handler(event: UploadStepInput, context: LambdaContext) -> dict[str, Any]:
