@@ -79,8 +79,10 @@ class ApiClient:
                 raise AssertionError(f"export {job_id} still {job.get('status')} after {timeout}s")
             time.sleep(0.2)
 
-    def download(self, job_id: str) -> tuple[HttpAnswer, HttpAnswer]:
-        """The API's redirect, then the presigned URL it points to, fetched over HTTP."""
-        redirect = self.call("GET", f"/v1/exports/{job_id}/download")
+    def download(self, job_id: str, file: int | None = None) -> tuple[HttpAnswer, HttpAnswer]:
+        """The API's redirect, then the presigned URL it points to, fetched over HTTP (a split
+        export's manifest, or its file number `file`)."""
+        query = "" if file is None else f"?file={file}"
+        redirect = self.call("GET", f"/v1/exports/{job_id}/download{query}")
         assert redirect.status == 302, redirect.body
         return redirect, http("GET", redirect.headers["Location"])

@@ -12,7 +12,7 @@ import pytest
 
 from dataexport_local.postgres import LocalDatabase
 from tests.e2e.http_client import ApiClient
-from tests.e2e.test_format_memory import fill_probe_table
+from tests.e2e.test_format_memory import probe_runtime
 
 TENANT = "org_probe"
 # In segments of 10,000 rows, one per Format invocation: the export takes a hundred
@@ -32,12 +32,7 @@ def runtime(runtime_factory: Any, database: LocalDatabase) -> Iterator[Any]:
         "ExportSegmentRows": str(SEGMENT_ROWS),
         "FormatTimeBudgetSeconds": "0",
     }
-    with runtime_factory(parameters) as started:
-        superuser = database.connect()
-        try:
-            fill_probe_table(superuser, LONG_EXPORT_ROWS)
-        finally:
-            superuser.close()
+    with probe_runtime(runtime_factory, database, parameters, LONG_EXPORT_ROWS) as started:
         yield started
 
 

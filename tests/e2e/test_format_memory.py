@@ -6,12 +6,15 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dataexport import components
 from dataexport.config import FormatStepConfig, read_config
 from dataexport.export_job import ExportJob, ExportStatus, new_job_id, utc_now
+from dataexport_local.postgres import LocalDatabase
 
 SMALL_ROWS = 300_000
 LARGE_ROWS = 10 * SMALL_ROWS
@@ -20,6 +23,21 @@ MIB = 1024 * 1024
 # Both exports fill the upload pipeline (queued chunks, the part being cut, parts in flight):
 # that working set is bounded, so beyond it the peak must not grow with the row count.
 ALLOWED_GROWTH = 16 * MIB
+
+
+@contextmanager
+def probe_runtime(
+    runtime_factory: Any, database: LocalDatabase, parameters: dict[str, str], rows: int
+) -> Iterator[Any]:
+    """A local runtime with `parameters`, over a probe table of `rows` rows of org_probe."""
+    with runtime_factory(parameters) as started:
+        superuser = database.connect()
+        try:
+            fill_probe_table(superuser, rows)
+            superuser.run("ANALYZE demo.memory_probe")
+        finally:
+            superuser.close()
+        yield started
 
 
 def fill_probe_table(superuser: Any, rows: int) -> None:

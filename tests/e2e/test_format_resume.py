@@ -116,7 +116,7 @@ def test_a_killed_format_step_resumes_where_it_was_and_changes_nothing(
     outcome = run_format_step(interrupted.id, partition)
 
     # Then it kept the finished segments as they were and wrote only the others
-    assert set(before) == {segment.key for segment in kept}
+    assert set(before) == {piece.key for segment in kept for piece in segment.pieces}
     after = staged_objects(runtime, interrupted.id)
     assert {key: after[key] for key in before} == before
     finished = checkpoints.finished_segments(interrupted.id, 0)

@@ -20,7 +20,7 @@ import pytest
 from dataexport_local.postgres import LocalDatabase
 from tests.bench.export_probe import psql_binary
 from tests.e2e.http_client import ApiClient
-from tests.e2e.test_format_memory import BASE_TIME, fill_probe_table
+from tests.e2e.test_format_memory import BASE_TIME, probe_runtime
 
 pytestmark = pytest.mark.slow
 
@@ -32,13 +32,7 @@ HEADER = b"ID,Payload,Amount\n"
 
 @pytest.fixture(scope="module")
 def runtime(runtime_factory: Any, database: LocalDatabase) -> Iterator[Any]:
-    with runtime_factory({"ExportsPerHour": "100"}) as started:
-        superuser = database.connect()
-        try:
-            fill_probe_table(superuser, ROWS)
-            superuser.run("ANALYZE demo.memory_probe")
-        finally:
-            superuser.close()
+    with probe_runtime(runtime_factory, database, {"ExportsPerHour": "100"}, ROWS) as started:
         yield started
 
 

@@ -19,6 +19,7 @@ from dataexport.export_request import ExportRequest, resolve_export
 from dataexport.query_builder import RowScope
 from dataexport.row_sources import PostgresRows, counted
 from dataexport_local.postgres import LocalDatabase
+from tests.conftest import TEST_DATASETS
 from tests.e2e.http_client import ApiClient
 from tests.unit.format_samples import BytesSink
 
@@ -44,7 +45,7 @@ def runtime(runtime_factory: Any) -> Iterator[Any]:
 
 def reference_bytes(database: LocalDatabase, request: dict[str, Any], scope: RowScope) -> bytes:
     """The whole export written by the Python writer from one cursor: the reference."""
-    resolved = resolve_export(ExportRequest.model_validate(request), load_catalog())
+    resolved = resolve_export(ExportRequest.model_validate(request), load_catalog(TEST_DATASETS))
     reader = PostgresReader(
         DatabaseSecret.from_secret_string(json.dumps(database.reader_settings.as_secret())), 60
     )

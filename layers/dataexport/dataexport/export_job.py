@@ -65,8 +65,8 @@ class JobError(BaseModel):
     message: str
 
 
-class SegmentSummary(BaseModel):
-    """One finished segment of a partition: a complete staging object."""
+class StagedPiece(BaseModel):
+    """One complete staging object: some consecutive rows of a segment, formatted."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -74,6 +74,40 @@ class SegmentSummary(BaseModel):
     rows: int = Field(ge=0)
     bytes: int = Field(ge=0)
     sha256: str
+
+
+class SegmentSummary(BaseModel):
+    """One finished segment of a partition: one staging object, or several consecutive pieces
+    when the export is split into files (so a file may end inside a segment)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pieces: list[StagedPiece]
+
+    @property
+    def rows(self) -> int:
+        return sum(piece.rows for piece in self.pieces)
+
+    @property
+    def bytes(self) -> int:
+        return sum(piece.bytes for piece in self.pieces)
+
+
+class ExportFile(BaseModel):
+    """One file of an export split by `max_file_size_mb`, numbered from 1."""
+
+    model_config = ConfigDict(frozen=True)
+
+    number: int = Field(ge=1)
+    file_name: str
+    s3_key: str
+    rows: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+    sha256: str
+
+    def public_view(self) -> dict[str, Any]:
+        """What users see of it (in the job and the manifest): never its S3 key."""
+        return self.model_dump(exclude={"s3_key"})
 
 
 class PartSummary(BaseModel):
@@ -102,6 +136,8 @@ class ExportJob(BaseModel):
     filters: list[dict[str, Any]] = Field(default_factory=list)
     time_range: dict[str, str] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    # Split into numbered files of at most this many megabytes, with a manifest.json.
+    max_file_size_mb: int | None = None
     # True when only the owner's own rows may be exported (members of owner-scoped datasets).
     owner_scoped: bool = True
     # Identifies identical requests (same user, dataset, fields, filters, range, format, options).
@@ -113,7 +149,9 @@ class ExportJob(BaseModel):
     bytes: int | None = None
     sha256: str | None = None
     parts: list[PartSummary] = Field(default_factory=list)
+    # The file, or for a split export its manifest.json (sha256 and bytes are the manifest's).
     s3_key: str | None = None
+    files: list[ExportFile] = Field(default_factory=list)
     file_name: str
     execution_arn: str | None = None
     error: JobError | None = None
@@ -148,9 +186,24 @@ def staging_prefix(job_id: str) -> str:
     return f"staging/{job_id}/"
 
 
-def staging_key(job_id: str, index: int, segment: int = 0) -> str:
-    return f"{staging_prefix(job_id)}part-{index:05d}-{segment:05d}"
+def staging_key(job_id: str, index: int, segment: int = 0, piece: int | None = None) -> str:
+    key = f"{staging_prefix(job_id)}part-{index:05d}-{segment:05d}"
+    return key if piece is None else f"{key}-{piece:05d}"
 
 
-def export_key(job: ExportJob) -> str:
-    return f"exports/{job.org_id}/{job.id}/{job.file_name}"
+def export_prefix(job: ExportJob) -> str:
+    """Where everything a job leaves in the bucket lives: its file, or its files and manifest."""
+    return f"exports/{job.org_id}/{job.id}/"
+
+
+def export_key(job: ExportJob, file_name: str | None = None) -> str:
+    return export_prefix(job) + (file_name or job.file_name)
+
+
+MANIFEST_NAME = "manifest.json"
+
+
+def numbered_file_name(file_name: str, number: int) -> str:
+    """`usage_logs-...-exp_x.csv.gz` -> `usage_logs-...-exp_x-part-00001.csv.gz`."""
+    stem, dot, extensions = file_name.partition(".")
+    return f"{stem}-part-{number:05d}{dot}{extensions}"

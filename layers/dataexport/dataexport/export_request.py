@@ -33,6 +33,10 @@ from dataexport.query_builder import (
 
 MAX_FIELDS = 500
 MAX_FILTERS = 50
+# Split files: S3's smallest multipart part, and its largest object.
+MIN_FILE_SIZE_MB = 5
+MAX_FILE_SIZE_MB = 5_000_000
+MB = 1_000_000
 
 LINE_ENDINGS = {"crlf": "\r\n", "lf": "\n"}
 
@@ -69,6 +73,7 @@ class ExportRequest(BaseModel):
     dataset: str = Field(min_length=1, max_length=64)
     format: str = Field(default="csv", max_length=16)
     compression: Compression = Compression.NONE
+    max_file_size_mb: int | None = Field(default=None, ge=MIN_FILE_SIZE_MB, le=MAX_FILE_SIZE_MB)
     fields: list[str] | None = Field(default=None, max_length=MAX_FIELDS)
     filters: list[FilterInput] = Field(default_factory=list, max_length=MAX_FILTERS)
     time_range: TimeRangeInput | None = None
@@ -86,6 +91,8 @@ class ResolvedExport:
     writer: type[FormatWriter]
     options: FormatOptions
     compression: Compression = Compression.NONE
+    # Split into numbered files of at most this many bytes each (as stored), or one file.
+    max_file_bytes: int | None = None
 
     @property
     def media_type(self) -> str:
@@ -181,4 +188,5 @@ def resolve_export(
         writer=get_format(request.format),
         options=resolve_options(request.options),
         compression=request.compression,
+        max_file_bytes=None if request.max_file_size_mb is None else request.max_file_size_mb * MB,
     )

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from pydantic import BaseModel
 from pynamodb.attributes import (
     Attribute,
     BooleanAttribute,
@@ -31,6 +32,7 @@ from pynamodb.models import Model
 from dataexport.adapters.dynamodb_models import bound_model
 from dataexport.errors import ExportNotFound, IllegalTransition, InvalidRequest
 from dataexport.export_job import (
+    ExportFile,
     ExportJob,
     ExportStatus,
     JobError,
@@ -91,6 +93,7 @@ class ExportJobItem(Model):
     filters = JSONAttribute()
     time_range = JSONAttribute(null=True)
     options = JSONAttribute()
+    max_file_size_mb = NumberAttribute(null=True)
     owner_scoped = BooleanAttribute(default=True)
     status = UnicodeAttribute()
     progress = NumberAttribute()
@@ -100,6 +103,7 @@ class ExportJobItem(Model):
     sha256 = UnicodeAttribute(null=True)
     parts = JSONAttribute(null=True)
     s3_key = UnicodeAttribute(null=True)
+    files = JSONAttribute(null=True)
     file_name = UnicodeAttribute()
     execution_arn = UnicodeAttribute(null=True)
     error = JSONAttribute(null=True)
@@ -250,8 +254,8 @@ class JobStore:
             value = value.model_dump()
         elif isinstance(value, ExportStatus):
             value = value.value
-        elif isinstance(value, Sequence) and value and isinstance(value[0], PartSummary):
-            value = [part.model_dump() for part in value]
+        elif isinstance(value, Sequence) and value and isinstance(value[0], BaseModel):
+            value = [element.model_dump() for element in value]
         if value is None:
             return attribute.remove()
         return attribute.set(value)
@@ -271,6 +275,7 @@ class JobStore:
             filters=job.filters,
             time_range=job.time_range,
             options=job.options,
+            max_file_size_mb=job.max_file_size_mb,
             owner_scoped=job.owner_scoped,
             status=job.status.value,
             progress=job.progress,
@@ -280,6 +285,7 @@ class JobStore:
             sha256=job.sha256,
             parts=[part.model_dump() for part in job.parts],
             s3_key=job.s3_key,
+            files=[file.model_dump() for file in job.files],
             file_name=job.file_name,
             execution_arn=job.execution_arn,
             error=job.error.model_dump() if job.error else None,
@@ -303,6 +309,9 @@ class JobStore:
             filters=item.filters,
             time_range=item.time_range,
             options=item.options,
+            max_file_size_mb=(
+                None if item.max_file_size_mb is None else int(item.max_file_size_mb)
+            ),
             owner_scoped=bool(item.owner_scoped),
             request_hash=item.request_hash,
             status=ExportStatus(item.status),
@@ -313,6 +322,7 @@ class JobStore:
             sha256=item.sha256,
             parts=[PartSummary.model_validate(part) for part in item.parts or []],
             s3_key=item.s3_key,
+            files=[ExportFile.model_validate(file) for file in item.files or []],
             file_name=item.file_name,
             execution_arn=item.execution_arn,
             error=JobError.model_validate(item.error) if item.error else None,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import queue
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
@@ -230,6 +231,65 @@ class _Aborted(Exception):
     """Marks a sink that was aborted: its worker drops what is still queued."""
 
 
+@dataclass(frozen=True)
+class StoredPiece:
+    stored: StoredObject
+    rows: int
+
+
+class PieceSink:
+    """A write-only stream into consecutive objects ("pieces") of at most about `piece_bytes`
+    bytes each before compression, cut only where the writer allows (between two rows: it is
+    a PieceCutter). `open_piece(n)` opens the sink of the n-th piece (from 0)."""
+
+    def __init__(
+        self, open_piece: Callable[[int], MultipartSink], piece_bytes: float = math.inf
+    ) -> None:
+        self._open_piece = open_piece
+        self._piece_bytes = piece_bytes
+        self._finished: list[StoredPiece] = []
+        self._current = open_piece(0)
+        self._written = 0
+        self._rows_before_current = 0
+
+    @property
+    def keys(self) -> list[str]:
+        """Every piece's key so far, the one being written included."""
+        return [piece.stored.key for piece in self._finished] + [self._current.key]
+
+    def write(self, data: bytes) -> None:
+        self._current.write(data)
+        self._written += len(data)
+
+    def begins_piece(self, incoming: int, rows_before: int) -> bool:
+        if self._written == 0 or self._written + incoming <= self._piece_bytes:
+            return False
+        self._finished.append(
+            StoredPiece(self._current.complete(), rows_before - self._rows_before_current)
+        )
+        self._rows_before_current = rows_before
+        self._current = self._open_piece(len(self._finished))
+        self._written = 0
+        return True
+
+    def complete(self, rows: int) -> list[StoredPiece]:
+        """Finish the last piece; `rows` is how many the writer wrote in all."""
+        last = StoredPiece(self._current.complete(), rows - self._rows_before_current)
+        return [*self._finished, last]
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self._current.abort()
+
+
 class _PartList:
     """The parts of one multipart upload being assembled from existing objects."""
 
@@ -326,6 +386,32 @@ class ObjectStore:
         self, key: str, content_type: str, compression: Compression = Compression.NONE
     ) -> MultipartSink:
         return MultipartSink(self._client, self._bucket, key, content_type, compression)
+
+    def open_pieces(
+        self,
+        key_of: Callable[[int], str],
+        content_type: str,
+        compression: Compression = Compression.NONE,
+        piece_bytes: float = math.inf,
+    ) -> PieceSink:
+        """A sink cut into pieces of about `piece_bytes` (before compression), each its own
+        object at `key_of(n)`: a compressed piece is a whole gzip member or zstd frame."""
+        return PieceSink(
+            lambda number: self.open_sink(key_of(number), content_type, compression), piece_bytes
+        )
+
+    def put(
+        self, key: str, body: bytes, content_type: str, content_disposition: str = "inline"
+    ) -> StoredObject:
+        """A small object written at once (a manifest, a file's header)."""
+        self._client.put_object(
+            Bucket=self._bucket,
+            Key=key,
+            Body=body,
+            ContentType=content_type,
+            ContentDisposition=content_disposition,
+        )
+        return StoredObject(key, len(body), hashlib.sha256(body).hexdigest())
 
     def assemble(
         self,

@@ -161,8 +161,12 @@ def get_export(export_id: JobId) -> Response[str]:
 
 
 @router.get("/v1/exports/<export_id>/download")
-def download_export(export_id: JobId) -> Response[str]:
-    _, url = exports.download_url(tenant_user(), export_id, export_services(), request_origin())
+def download_export(
+    export_id: JobId, file: Annotated[int | None, Query(ge=1, le=100_000)] = None
+) -> Response[str]:
+    _, url = exports.download_url(
+        tenant_user(), export_id, export_services(), request_origin(), file
+    )
     return Response(
         status_code=302,
         headers={"Location": url, "Cache-Control": "no-store"},

@@ -32,6 +32,14 @@ def job_view(job: ExportJob) -> dict[str, Any]:
         "bytes": job.bytes,
         "sha256": job.sha256,
         "file_name": job.file_name,
+        "max_file_size_mb": job.max_file_size_mb,
+        "files": [
+            {
+                **file.public_view(),
+                "download_url": f"/v1/exports/{job.id}/download?file={file.number}",
+            }
+            for file in job.files
+        ],
         "fields": job.fields,
         "filters": job.filters,
         "time_range": job.time_range,

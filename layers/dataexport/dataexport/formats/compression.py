@@ -57,3 +57,9 @@ def compressor(compression: Compression) -> _Compressor:
     if compression is Compression.ZSTD:
         return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
     return _Uncompressed()
+
+
+def compressed(compression: Compression, data: bytes) -> bytes:
+    """`data` compressed whole: one gzip member or zstd frame (or itself)."""
+    stream = compressor(compression)
+    return stream.compress(data) + stream.flush()

@@ -126,8 +126,9 @@ class CsvWriter(FormatWriter):
         return True
 
     def _begin(self) -> str:
-        if not self.position.first:
-            return ""
+        return self._file_opening() if self.position.first else ""
+
+    def _file_opening(self) -> str:
         return self._line([column.label for column in self.columns])
 
     def _row(self, row: Sequence[Any]) -> str:

@@ -143,5 +143,11 @@ class JsonObjectsWriter(FormatWriter):
             select_list=[sql_rendering.json_object(members)],
             copy_options=JSON_LINE_COPY_OPTIONS,
             framing=self.copy_framing,
-            first_separator=b"\n" if self.position.first else b",\n",
+            first_separator=self._first_separator().encode(),
         )
+
+    def _first_separator(self) -> str:
+        """What precedes this part's first row as a JSON array element."""
+        if self.position.first:
+            return "\n"
+        return ",\n" if self.position.separated else ""

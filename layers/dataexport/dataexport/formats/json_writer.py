@@ -21,11 +21,18 @@ class JsonWriter(JsonObjectsWriter):
     extension: ClassVar[str] = "json"
     media_type: ClassVar[str] = "application/json"
     copy_framing: ClassVar[LineFraming] = LineFraming.JSON_ARRAY
+    row_separator: ClassVar[str] = ",\n"
 
     def _begin(self) -> str:
         # Rows of a later part continue the array the first part opened.
-        self._separator = "\n" if self.position.first else ",\n"
+        self._separator = self._first_separator()
         return "[" if self.position.first else ""
+
+    def _file_opening(self) -> str:
+        return "[\n"
+
+    def _file_closing(self) -> str:
+        return "\n]\n"
 
     def _row(self, row: Sequence[Any]) -> str:
         text = self._separator + self._encode(row)

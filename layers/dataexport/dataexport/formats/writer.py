@@ -4,7 +4,10 @@ A writer turns rows (sequences of values in column order, as the database return
 bytes and hands them to a sink in chunks of about CHUNK_BYTES, so no export is ever held in
 memory whole. An export may be split into partitions that are formatted separately and then
 concatenated in order: PartPosition tells a writer whether it writes the file's beginning (BOM,
-header, opening bracket) and/or its end (closing bracket).
+header, opening bracket) and/or its end (closing bracket). An export split into several files is
+written as bare pieces (PIECE: rows only) that the Upload step joins into files with the
+writer's FileFraming (opening, separator between pieces, closing); a sink that is a PieceCutter
+decides where one piece ends, always between rows.
 
 Rows reach a writer one of two ways. `write_rows` takes values and renders them in Python: the
 reference, and the way for every source and format. Formats that are lines of text may also offer
@@ -19,7 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from dataexport.catalog.model import ColumnType
@@ -64,19 +67,47 @@ class FormatOptions:
 
 @dataclass(frozen=True)
 class PartPosition:
-    """Where a formatted part sits in the final file."""
+    """Where a formatted part sits in the final file.
+
+    `separated`: whether the part's first row follows a row of an earlier part (a JSON array
+    element then starts with its comma); pieces start bare, the Upload step joins them.
+    """
 
     first: bool = True
     last: bool = True
+    separated: bool = True
 
 
 WHOLE_FILE = PartPosition(first=True, last=True)
+PIECE = PartPosition(first=False, last=False, separated=False)
+
+
+@dataclass(frozen=True)
+class FileFraming:
+    """What turns consecutive pieces into one whole file of the format."""
+
+    opening: bytes
+    separator: bytes
+    closing: bytes
 
 
 class BinarySink(Protocol):
     """Where a writer's bytes go (an S3 multipart upload, a file, a buffer in tests)."""
 
     def write(self, data: bytes) -> None: ...
+
+
+@runtime_checkable
+class PieceCutter(Protocol):
+    """A sink whose output is cut into pieces, each between two rows."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def begins_piece(self, incoming: int, rows_before: int) -> bool:
+        """Called before each chunk of whole rows (`incoming` bytes; `rows_before` rows were
+        written before it): True when the chunk starts a new piece, which must then not begin
+        with the separator that joins a row to the one before."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -112,8 +143,9 @@ class CopyTarget:
     """What COPY writes its lines to: gathered into chunks, framed, handed to the writer.
 
     PostgreSQL sends each row as one CopyData message, so `write` receives exactly one line,
-    ending in LF. `write` runs once per row and only collects; the framing works on whole
-    chunks at C speed (a line with a line break inside a quoted cell is the rare slow case).
+    ending in LF, and `write_lines` the lines of one read from the database. Both only
+    collect; the framing works on whole chunks at C speed (a line with a line break inside a
+    quoted cell is the rare slow case).
     """
 
     def __init__(
@@ -122,11 +154,13 @@ class CopyTarget:
         emit: Callable[[bytes], None],
         on_chunk: Callable[[int], None],
         first_separator: bytes = b"\n",
+        begins_piece: Callable[[int, int], bool] | None = None,
     ) -> None:
         self.rows = 0
         self._framing = framing
         self._emit = emit
         self._on_chunk = on_chunk
+        self._begins_piece = begins_piece
         self._lines: list[bytes] = []
         self._pending = 0
         self._separator = first_separator
@@ -137,9 +171,18 @@ class CopyTarget:
         if self._pending >= COPY_CHUNK_BYTES:
             self.flush()
 
+    def write_lines(self, lines: list[bytes]) -> None:
+        """Many lines at once, as they arrived in one read from the database."""
+        self._lines += lines
+        self._pending += sum(map(len, lines))
+        if self._pending >= COPY_CHUNK_BYTES:
+            self.flush()
+
     def flush(self) -> None:
         lines = self._lines
         if lines:
+            if self._begins_piece is not None and self._begins_piece(self._pending, self.rows):
+                self._separator = b""
             self._emit(self._framed(lines))
             self.rows += len(lines)
             self._lines = []
@@ -176,6 +219,8 @@ class FormatWriter(ABC):
     media_type: ClassVar[str]
     option_names: ClassVar[tuple[str, ...]] = ("timezone",)
     chunk_bytes: ClassVar[int] = CHUNK_BYTES
+    # What joins a row to the one before it, when `_row` writes it in front of the row.
+    row_separator: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -190,8 +235,11 @@ class FormatWriter(ABC):
         self.options = options
         self.position = position
         self._sink = sink
+        self._cutter = sink if isinstance(sink, PieceCutter) else None
         self._pending: list[str] = []
         self._pending_chars = 0
+        self._pending_rows = 0
+        self._flushed_rows = 0
         self._rows = 0
         self._bytes = 0
         self._state = "new"
@@ -216,7 +264,9 @@ class FormatWriter(ABC):
         for row in rows:
             if len(row) != width:
                 raise ValueError(f"a row has {len(row)} values for {width} columns")
-            self._emit(self._row(row))
+            text = self._row(row)
+            self._pending_rows += 1
+            self._emit(text)
             written += 1
         self._rows += written
         return written
@@ -237,7 +287,11 @@ class FormatWriter(ABC):
             raise RuntimeError(f"{type(self).__name__} is not open")
         self._flush()
         self._copy_target = CopyTarget(
-            plan.framing, self._write_bytes, on_chunk, plan.first_separator
+            plan.framing,
+            self._write_bytes,
+            on_chunk,
+            plan.first_separator,
+            None if self._cutter is None else self._cutter.begins_piece,
         )
         return self._copy_target
 
@@ -255,9 +309,25 @@ class FormatWriter(ABC):
             raise RuntimeError(f"{type(self).__name__} was never opened")
         return WriteSummary(rows=self._rows, bytes=self._bytes)
 
+    def file_framing(self) -> FileFraming:
+        """The opening, separator and closing that join pieces (PIECE) into a whole file."""
+        bom = BYTE_ORDER_MARK if self.options.bom and self._writes_bom() else ""
+        return FileFraming(
+            opening=(bom + self._file_opening()).encode(),
+            separator=self.row_separator.encode(),
+            closing=self._file_closing().encode(),
+        )
+
     # ------------------------------------------------------------------ for subclasses
     def _writes_bom(self) -> bool:
         return False
+
+    def _file_opening(self) -> str:
+        """A whole file's beginning before its first row (after any BOM)."""
+        return ""
+
+    def _file_closing(self) -> str:
+        return ""
 
     def _begin(self) -> str:
         return ""
@@ -281,9 +351,16 @@ class FormatWriter(ABC):
 
     def _flush(self) -> None:
         if self._pending:
-            self._write_bytes("".join(self._pending).encode("utf-8"))
+            data = "".join(self._pending).encode("utf-8")
+            if self._cutter is not None and self._cutter.begins_piece(
+                len(data), self._flushed_rows
+            ):
+                data = data.removeprefix(self.row_separator.encode())
+            self._write_bytes(data)
             self._pending.clear()
             self._pending_chars = 0
+            self._flushed_rows += self._pending_rows
+            self._pending_rows = 0
 
     def _write_bytes(self, data: bytes) -> None:
         self._sink.write(data)

@@ -26,20 +26,28 @@ from dataexport.audit import AuditEventType
 from dataexport.catalog.loader import Catalog
 from dataexport.errors import DataExportError, ExportCancelled, IllegalTransition
 from dataexport.export_job import (
+    ExportFile,
     ExportJob,
     ExportStatus,
     JobError,
     PartSummary,
     SegmentSummary,
+    StagedPiece,
     export_key,
     staging_key,
-    staging_prefix,
     utc_now,
 )
 from dataexport.export_request import ExportRequest, ResolvedExport, resolve_export
-from dataexport.formats.writer import PartPosition
+from dataexport.formats.writer import PIECE, PartPosition
 from dataexport.query_builder import RowScope, Span
 from dataexport.row_sources import RowSource, RowSourceFor
+from dataexport.services.export_files import (
+    assemble_files,
+    clear_staging,
+    piece_bytes_for,
+    put_manifest,
+    remove_files,
+)
 from dataexport.services.export_queue import ExportQueue
 
 logger = Logger(child=True)
@@ -158,6 +166,7 @@ def resolve_job(job: ExportJob, catalog: Catalog) -> ResolvedExport:
             "dataset": job.dataset,
             "format": job.format,
             "compression": job.compression,
+            "max_file_size_mb": job.max_file_size_mb,
             "fields": job.fields,
             "filters": job.filters,
             "time_range": job.time_range,
@@ -303,7 +312,8 @@ def format_partition(
 
 @dataclass(frozen=True)
 class _SegmentWriter:
-    """Writes the segments of one partition of one job, each into its own staging object."""
+    """Writes the segments of one partition of one job, each into its own staging object, or
+    into bare pieces when the export is split into files (the Upload step frames them)."""
 
     job: ExportJob
     resolved: ResolvedExport
@@ -315,22 +325,41 @@ class _SegmentWriter:
 
     def write(self, segment: int) -> SegmentSummary:
         job, resolved, partition = self.job, self.resolved, self.partition
-        key = staging_key(job.id, partition.index, segment)
-        with self.objects.open_sink(key, resolved.media_type, resolved.compression) as sink:
+        split = resolved.max_file_bytes is not None
+        pieces = self.objects.open_pieces(
+            lambda piece: staging_key(job.id, partition.index, segment, piece if split else None),
+            resolved.media_type,
+            resolved.compression,
+            piece_bytes_for(resolved.max_file_bytes),
+        )
+        with pieces:
             writer = resolved.writer(
-                resolved.columns, resolved.options, sink, partition.position_of(segment)
+                resolved.columns,
+                resolved.options,
+                pieces,
+                PIECE if split else partition.position_of(segment),
             )
             writer.open()
             self.source.write(
                 resolved, row_scope(job), writer, self.progress, partition.span(segment)
             )
-            summary = writer.close()
-            stored = sink.complete()
+            stored = pieces.complete(writer.close().rows)
         if self.jobs.get(job.id).status is not ExportStatus.RUNNING:
             # Cancelled while the last rows were written: nothing of it may stay in staging.
-            self.objects.delete(key)
+            for piece in stored:
+                self.objects.delete(piece.stored.key)
             raise ExportCancelled(f"Export {job.id} is no longer running.")
-        return SegmentSummary(key=key, rows=summary.rows, bytes=stored.bytes, sha256=stored.sha256)
+        return SegmentSummary(
+            pieces=[
+                StagedPiece(
+                    key=piece.stored.key,
+                    rows=piece.rows,
+                    bytes=piece.stored.bytes,
+                    sha256=piece.stored.sha256,
+                )
+                for piece in stored
+            ]
+        )
 
 
 # --------------------------------------------------------------------------- Upload
@@ -351,7 +380,7 @@ def complete_export(
     job = jobs.get(job_id)
     if job.status is ExportStatus.COMPLETED:
         # A retried Upload after success: only the cleanup may be left to do.
-        _clear_staging(job_id, objects)
+        clear_staging(job_id, objects)
         queue.finished(job.org_id, job_id)
         return job
     if job.status is not ExportStatus.RUNNING:
@@ -366,41 +395,45 @@ def complete_export(
             raise DataExportError(f"Export {job_id} partition {part.index} is incomplete.")
         segments += finished
     resolved = resolve_job(job, catalog)
-    stored = objects.assemble(
-        [StoredObject(segment.key, segment.bytes, segment.sha256) for segment in segments],
-        export_key(job),
-        resolved.media_type,
-        content_disposition(job.file_name),
-    )
+    pieces = [piece for segment in segments for piece in segment.pieces]
+    rows = sum(piece.rows for piece in pieces)
     completed_at = utc_now()
     expires_at = completed_at + retention
-    rows = sum(segment.rows for segment in segments)
+    files: list[ExportFile] = []
+    if resolved.max_file_bytes is None:
+        stored = objects.assemble(
+            [StoredObject(piece.key, piece.bytes, piece.sha256) for piece in pieces],
+            export_key(job),
+            resolved.media_type,
+            content_disposition(job.file_name),
+        )
+        total_bytes = stored.bytes
+    else:
+        files = assemble_files(job, resolved, pieces, objects)
+        total_bytes = sum(file.bytes for file in files)
+        stored = put_manifest(job, resolved, files, objects, completed_at)
     completed = jobs.transition(
         job_id,
         ExportStatus.COMPLETED,
         s3_key=stored.key,
+        files=files,
         parts=ordered,
         rows_exported=rows,
         rows_total=rows,
-        bytes=stored.bytes,
+        bytes=total_bytes,
         sha256=stored.sha256,
         progress=100,
         completed_at=completed_at,
         expires_at=expires_at,
         ttl=expires_at + RECORD_TTL_AFTER_EXPIRY,
     )
-    _clear_staging(job_id, objects)
+    clear_staging(job_id, objects)
     logger.info(
-        "Export completed", extra={"job_id": job_id, "rows": rows, "segments": len(segments)}
+        "Export completed",
+        extra={"job_id": job_id, "rows": rows, "segments": len(segments), "files": len(files)},
     )
     queue.finished(job.org_id, job_id)
     return completed
-
-
-def _clear_staging(job_id: str, objects: ObjectStore) -> None:
-    # A killed Format invocation leaves its segment's upload unfinished: abort those too.
-    objects.abort_uploads(staging_prefix(job_id))
-    objects.delete_prefix(staging_prefix(job_id))
 
 
 # --------------------------------------------------------------------------- Expire
@@ -416,8 +449,7 @@ def expire_export(job_id: str, *, jobs: JobStore, objects: ObjectStore) -> Expir
         return ExpiryOutcome(job_id, wait_again=False)
     if job.expires_at > now:
         return ExpiryOutcome(job_id, wait_again=True, expires_at=job.expires_at)
-    if job.s3_key is not None:
-        objects.delete(job.s3_key)
+    remove_files(job, objects)
     # Deleted or expired meanwhile by someone else: the outcome is the same.
     with suppress(IllegalTransition):
         jobs.transition(job_id, ExportStatus.EXPIRED)
@@ -480,13 +512,11 @@ def _record_failure(
     job: ExportJob, error_name: str, cause: str | None, *, jobs: JobStore, objects: ObjectStore
 ) -> ExportJob:
     job_id = job.id
-    for prefix in (staging_prefix(job_id), export_key(job)):
-        objects.abort_uploads(prefix)
-    objects.delete_prefix(staging_prefix(job_id))
+    clear_staging(job_id, objects)
     if job.status is ExportStatus.COMPLETED:
         # The failure came after the file was complete; it stays valid.
         return job
-    objects.delete(export_key(job))  # a copy that finished before its step failed
+    remove_files(job, objects)  # files copied before the step failed
     error = safe_job_error(error_name, cause)
     logger.warning("Export failed", extra={"job_id": job_id, "error_name": error_name})
     try:

@@ -24,6 +24,7 @@ from dataexport.errors import (
     ExportNotFound,
     ExportNotReady,
     IllegalTransition,
+    InvalidRequest,
     PermissionDenied,
     RateLimitExceeded,
 )
@@ -31,14 +32,13 @@ from dataexport.export_job import (
     ExportJob,
     ExportStatus,
     JobError,
-    export_key,
     new_job_id,
-    staging_prefix,
     utc_now,
 )
 from dataexport.export_request import ExportRequest, ResolvedExport, resolve_export
 from dataexport.identity import DATA_EXPORT_PERMISSION, Caller, RequestOrigin
 from dataexport.rate_limit import RateDecision, limit_for
+from dataexport.services.export_files import clear_staging, manifest_file_name, remove_files
 from dataexport.services.export_queue import ExportQueue
 
 logger = Logger(child=True)
@@ -104,6 +104,7 @@ def request_hash(request: ExportRequest, resolved: ResolvedExport) -> str:
         "dataset": resolved.dataset.name,
         "format": request.format,
         "compression": resolved.compression.value,
+        "max_file_size_mb": request.max_file_size_mb,
         "fields": resolved.fields,
         "filters": sorted(
             json.dumps(item.model_dump(), sort_keys=True, default=str) for item in request.filters
@@ -198,6 +199,7 @@ def create_export(
         dataset=resolved.dataset.name,
         format=request.format,
         compression=resolved.compression.value,
+        max_file_size_mb=request.max_file_size_mb,
         fields=resolved.fields,
         filters=[item.model_dump() for item in request.filters],
         time_range=request.time_range.model_dump() if request.time_range else None,
@@ -250,9 +252,14 @@ def list_exports(
 
 
 def download_url(
-    caller: Caller, job_id: str, services: ExportServices, origin: RequestOrigin
+    caller: Caller,
+    job_id: str,
+    services: ExportServices,
+    origin: RequestOrigin,
+    file_number: int | None = None,
 ) -> tuple[ExportJob, str]:
-    """A short-lived presigned URL for a completed export."""
+    """A short-lived presigned URL for a completed export: its file, or for one split into
+    files its manifest.json or file `file_number` (from 1)."""
     _require_export_permission(caller)
     job = get_export(caller, job_id, services)
     if job.status is ExportStatus.EXPIRED or (
@@ -264,12 +271,28 @@ def download_url(
             f"Export {job_id} is {job.status.value}; it can be downloaded once completed.",
             {"id": job_id, "status": job.status.value},
         )
+    key, file_name = _download_target(job, file_number)
     record(AuditEventType.DATA_EXPORTED, caller, origin, services, job)
-    url = services.objects.presigned_download_url(
-        job.s3_key, job.file_name, services.download_url_ttl_seconds
-    )
+    url = services.objects.presigned_download_url(key, file_name, services.download_url_ttl_seconds)
     logger.info("Download link issued", extra={"job_id": job.id})
     return job, url
+
+
+def _download_target(job: ExportJob, file_number: int | None) -> tuple[str, str]:
+    """The S3 key and download name of what was asked for."""
+    assert job.s3_key is not None
+    if file_number is None:
+        return job.s3_key, manifest_file_name(job) if job.files else job.file_name
+    for file in job.files:
+        if file.number == file_number:
+            return file.s3_key, file.file_name
+    if not job.files:
+        raise InvalidRequest("file", f"Export {job.id} is one file; ask for it without `file`.")
+    raise InvalidRequest(
+        "file",
+        f"Export {job.id} has files 1 to {len(job.files)}; there is no file {file_number}.",
+        {"files": len(job.files)},
+    )
 
 
 def cancel_export(
@@ -324,10 +347,8 @@ def _remove_partial_output(job: ExportJob, objects: ObjectStore) -> None:
     A Format step still running when this runs stops by itself at its next progress write and
     removes what it wrote after this (see export_steps.format_partition).
     """
-    for prefix in (staging_prefix(job.id), export_key(job)):
-        objects.abort_uploads(prefix)
-    objects.delete_prefix(staging_prefix(job.id))
-    objects.delete(export_key(job))
+    clear_staging(job.id, objects)
+    remove_files(job, objects)
 
 
 def delete_export(
@@ -344,8 +365,8 @@ def delete_export(
             f"Export {job_id} is {job.status.value}; cancel it before deleting it.",
             {"id": job_id, "status": job.status.value},
         )
-    if job.s3_key is not None and job.status is ExportStatus.COMPLETED:
-        services.objects.delete(job.s3_key)
+    if job.status is ExportStatus.COMPLETED:
+        remove_files(job, services.objects)
     deleted = services.jobs.transition(job.id, ExportStatus.DELETED)
     record(AuditEventType.DATA_DELETED, caller, origin, services, job)
     logger.info("Export deleted", extra={"job_id": job.id})
