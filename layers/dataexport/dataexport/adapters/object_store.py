@@ -117,12 +117,12 @@ class MultipartSink:
             self._client.put_object(
                 Bucket=self._bucket,
                 Key=self._key,
-                Body=bytes(self._buffer),
+                Body=self._buffer[:],  # type: ignore[arg-type]  # as in _upload_part
                 ContentType=self._content_type,
             )
         else:
             if self._buffer:
-                self._submit_part(bytes(self._buffer))
+                self._submit_part(self._buffer[:])
             self._wait_for_parts(0)
             self._client.complete_multipart_upload(
                 Bucket=self._bucket,
@@ -185,12 +185,13 @@ class MultipartSink:
         self._buffer += stored
         while len(self._buffer) >= part_size_for(len(self._parts) + 1):
             size = part_size_for(len(self._parts) + 1)
-            with memoryview(self._buffer) as view:
-                part = view[:size].tobytes()
+            part = self._buffer[:size]
             del self._buffer[:size]
             self._submit_part(part)
 
-    def _submit_part(self, body: bytes) -> None:
+    # Bodies are bytearrays: botocore wraps bytes in a file object, which urllib3 then sends
+    # 16 KiB at a time; a buffer goes to the socket in one call.
+    def _submit_part(self, body: bytearray) -> None:
         if self._upload_id is None:
             created = self._client.create_multipart_upload(
                 Bucket=self._bucket, Key=self._key, ContentType=self._content_type
@@ -205,9 +206,13 @@ class MultipartSink:
             (number, _PART_UPLOADS.submit(self._upload_part, upload_id, number, body))
         )
 
-    def _upload_part(self, upload_id: str, number: int, body: bytes) -> CompletedPartTypeDef:
+    def _upload_part(self, upload_id: str, number: int, body: bytearray) -> CompletedPartTypeDef:
         uploaded = self._client.upload_part(
-            Bucket=self._bucket, Key=self._key, UploadId=upload_id, PartNumber=number, Body=body
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,  # type: ignore[arg-type]
         )
         return {"ETag": uploaded["ETag"], "PartNumber": number}
 
@@ -348,7 +353,7 @@ class _PartList:
             Key=self._key,
             UploadId=self._upload_id,
             PartNumber=number,
-            Body=bytes(self._gathered),
+            Body=self._gathered[:],  # type: ignore[arg-type]  # a buffer, as in MultipartSink
         )
         self._parts.append({"ETag": uploaded["ETag"], "PartNumber": number})
         self._gathered.clear()
