@@ -30,6 +30,8 @@ def lambda_handler(event: QueryStepInput, context: LambdaContext) -> dict[str, A
             segment_rows=config.segment_rows,
             partition_segments=config.partition_segments,
             max_concurrency=config.format_max_concurrency,
+            distributed_partitions=config.format_distributed_partitions,
+            distributed_max_concurrency=config.format_distributed_max_concurrency,
         ),
     )
     return plan.to_payload()

@@ -170,7 +170,7 @@ def _moto_user_config() -> Iterator[None]:
                 config[key] = previous
 
 
-S3_KEY_BUFFER_BYTES = 256 * 1024 * 1024
+S3_KEY_BUFFER_BYTES = 1024 * 1024 * 1024
 
 _DYNAMODB_LOCK = threading.Lock()
 

@@ -164,6 +164,12 @@ class QueryStepConfig(StepSourceConfig):
     format_max_concurrency: int = Field(
         default=4, ge=1, le=40, validation_alias="FORMAT_MAX_CONCURRENCY"
     )
+    format_distributed_partitions: int = Field(
+        default=40, ge=1, validation_alias="FORMAT_DISTRIBUTED_PARTITIONS"
+    )
+    format_distributed_max_concurrency: int = Field(
+        default=100, ge=1, le=10_000, validation_alias="FORMAT_DISTRIBUTED_MAX_CONCURRENCY"
+    )
 
 
 class FormatStepConfig(StepSourceConfig, BucketConfig):

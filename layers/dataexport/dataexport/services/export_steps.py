@@ -103,23 +103,30 @@ class ExportPlan:
     rows_total: int
     partitions: list[Partition]
     max_concurrency: int = 1
+    # Formatted by a Distributed Map (child executions) rather than inside this execution.
+    distributed: bool = False
 
     def to_payload(self) -> dict[str, Any]:
         return {
             "job_id": self.job_id,
             "rows_total": self.rows_total,
             "max_concurrency": self.max_concurrency,
+            "distributed": self.distributed,
             "partitions": [partition.to_payload() for partition in self.partitions],
         }
 
 
 @dataclass(frozen=True)
 class Splitting:
-    """How the Query step cuts exports (from its configuration)."""
+    """How the Query step cuts exports (from its configuration). An export of more than
+    `distributed_partitions` partitions is formatted by a Distributed Map, up to
+    `distributed_max_concurrency` partitions at once; others inline, up to `max_concurrency`."""
 
     segment_rows: int = 250_000
     partition_segments: int = 4
     max_concurrency: int = 4
+    distributed_partitions: int = 40
+    distributed_max_concurrency: int = 100
 
 
 @dataclass(frozen=True)
@@ -222,10 +229,19 @@ def plan_export(
             "rows_total": planned.rows_total,
             "segments": len(bounds) - 1,
             "partitions": len(partitions),
+            "distributed": len(partitions) > splitting.distributed_partitions,
         },
     )
+    distributed = len(partitions) > splitting.distributed_partitions
+    concurrency = (
+        splitting.distributed_max_concurrency if distributed else splitting.max_concurrency
+    )
     return ExportPlan(
-        job_id, planned.rows_total, partitions, min(splitting.max_concurrency, len(partitions))
+        job_id,
+        planned.rows_total,
+        partitions,
+        max_concurrency=min(concurrency, len(partitions)),
+        distributed=distributed,
     )
 
 
