@@ -142,3 +142,25 @@ def test_a_killed_format_step_resumes_where_it_was_and_changes_nothing(
             Bucket=runtime.bucket_name, Prefix=staging_prefix(job.id)
         )
         assert uploads.get("Uploads", []) == []
+
+
+def test_rows_gone_from_the_first_segment_after_planning_still_make_a_valid_json_file(
+    runtime: Any, superuser: Any
+) -> None:
+    # Given a JSON export planned in segments, whose first segment's rows are deleted before
+    # the Format step runs (the application's database goes on changing)
+    fill_probe_table(superuser, ROWS)
+    job, partition = planned_job("json")
+    superuser.run("DELETE FROM demo.memory_probe WHERE id <= :last", last=SEGMENT_ROWS * 2)
+
+    # When it is formatted and joined
+    outcome = run_format_step(job.id, partition)
+    completed = uploaded(job, outcome)
+
+    # Then the file is one valid array of the rows that are left, in order
+    assert completed.s3_key is not None
+    s3 = runtime.boto3_client("s3")
+    body = s3.get_object(Bucket=runtime.bucket_name, Key=completed.s3_key)["Body"].read()
+    rows = json.loads(body)
+    assert [row["id"] for row in rows] == list(range(SEGMENT_ROWS * 2 + 1, ROWS + 1))
+    assert completed.rows_exported == ROWS - SEGMENT_ROWS * 2

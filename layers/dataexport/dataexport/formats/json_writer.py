@@ -1,10 +1,9 @@
 """JSON: one array of objects, one object per line.
 
 Parts concatenate into one valid array: the first part opens it with "[", the last closes it
-with "]", and every row except the very first of the first part is preceded by ",". Known
-limitation: if the first part had no rows while a later one had, the later part's first row
-would start with a stray comma; the partition planner never creates an empty first part of a
-non-empty export.
+with "]", and every row except the very first of the first part is preceded by ",". The Format
+step writes JSON as bare pieces (PIECE) instead and frames them when it joins them (see
+services.export_files), so a part that turns out empty never leaves a stray comma.
 """
 
 from __future__ import annotations

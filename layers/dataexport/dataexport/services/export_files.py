@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,7 +41,7 @@ def piece_bytes_for(max_file_bytes: int | None) -> float:
 
 
 def pack_pieces(
-    pieces: list[StagedPiece], limit: int, *, opening: int, separator: int, closing: int
+    pieces: list[StagedPiece], limit: float, *, opening: int, separator: int, closing: int
 ) -> list[list[StagedPiece]]:
     """Consecutive pieces grouped into files whose stored size (opening, pieces with a
     separator between two, closing) stays within `limit`; a file holds at least one piece, so
@@ -64,47 +65,24 @@ def pack_pieces(
     return files
 
 
+def written_in_pieces(resolved: ResolvedExport) -> bool:
+    """Whether the Format step writes bare pieces: for split files, and for formats that join
+    rows with a separator (a JSON array), which are then framed when joined. Only pieces that
+    hold rows are joined, so a segment left empty (rows deleted after the export was planned)
+    can never leave a stray comma."""
+    return resolved.max_file_bytes is not None or bool(resolved.writer.row_separator)
+
+
 def assemble_files(
     job: ExportJob, resolved: ResolvedExport, pieces: list[StagedPiece], objects: ObjectStore
 ) -> list[ExportFile]:
     """Pack, frame and join the pieces into the export's numbered files."""
     assert resolved.max_file_bytes is not None
-    writer = resolved.writer(resolved.columns, resolved.options, _Discard())
-    framing = writer.file_framing()
-    opening, separator, closing = (
-        _framing_object(job, name, text, resolved, objects)
-        for name, text in (
-            ("opening", framing.opening),
-            ("separator", framing.separator),
-            ("closing", framing.closing),
-        )
-    )
-    packed = pack_pieces(
-        pieces,
-        resolved.max_file_bytes,
-        opening=_size(opening),
-        separator=_size(separator),
-        closing=_size(closing),
-    )
+    framing = _Framing.store(job, resolved, objects)
     files: list[ExportFile] = []
-    for number, file_pieces in enumerate(packed, start=1):
-        parts: list[StoredObject] = []
-        for position, piece in enumerate(file_pieces):
-            if position and separator is not None:
-                parts.append(separator)
-            parts.append(StoredObject(piece.key, piece.bytes, piece.sha256))
-        parts = [part for part in (opening, *parts, closing) if part is not None]
+    for number, file_pieces in enumerate(framing.pack(pieces, resolved.max_file_bytes), start=1):
         name = numbered_file_name(job.file_name, number)
-        key = export_key(job, name)
-        if parts:
-            stored = objects.assemble(parts, key, resolved.media_type, content_disposition(name))
-        else:  # no rows and nothing around them (NDJSON): an empty file
-            stored = objects.put(
-                key,
-                compressed(resolved.compression, b""),
-                resolved.media_type,
-                content_disposition(name),
-            )
+        stored = framing.join(file_pieces, export_key(job, name), name)
         files.append(
             ExportFile(
                 number=number,
@@ -116,6 +94,72 @@ def assemble_files(
             )
         )
     return files
+
+
+def assemble_whole_file(
+    job: ExportJob, resolved: ResolvedExport, pieces: list[StagedPiece], objects: ObjectStore
+) -> StoredObject:
+    """Frame and join all pieces into the export's one file."""
+    framing = _Framing.store(job, resolved, objects)
+    (every_piece,) = framing.pack(pieces, math.inf)
+    return framing.join(every_piece, export_key(job), job.file_name)
+
+
+@dataclass(frozen=True)
+class _Framing:
+    """A format's opening, separator and closing, stored (compressed) beside the pieces."""
+
+    objects: ObjectStore
+    resolved: ResolvedExport
+    opening: StoredObject | None
+    separator: StoredObject | None
+    closing: StoredObject | None
+
+    @classmethod
+    def store(cls, job: ExportJob, resolved: ResolvedExport, objects: ObjectStore) -> _Framing:
+        framing = resolved.writer(resolved.columns, resolved.options, _Discard()).file_framing()
+
+        def stored(name: str, text: bytes) -> StoredObject | None:
+            if not text:
+                return None
+            body = compressed(resolved.compression, text)
+            return objects.put(f"{staging_prefix(job.id)}file-{name}", body, resolved.media_type)
+
+        return cls(
+            objects,
+            resolved,
+            stored("opening", framing.opening),
+            stored("separator", framing.separator),
+            stored("closing", framing.closing),
+        )
+
+    def pack(self, pieces: list[StagedPiece], limit: float) -> list[list[StagedPiece]]:
+        return pack_pieces(
+            pieces,
+            limit,
+            opening=_size(self.opening),
+            separator=_size(self.separator),
+            closing=_size(self.closing),
+        )
+
+    def join(self, pieces: list[StagedPiece], key: str, file_name: str) -> StoredObject:
+        resolved = self.resolved
+        if not pieces:  # an export without rows: the format's own empty file
+            return self.objects.put(
+                key,
+                compressed(resolved.compression, _empty_file(resolved)),
+                resolved.media_type,
+                content_disposition(file_name),
+            )
+        parts: list[StoredObject] = []
+        for position, piece in enumerate(pieces):
+            if position and self.separator is not None:
+                parts.append(self.separator)
+            parts.append(StoredObject(piece.key, piece.bytes, piece.sha256))
+        parts = [part for part in (self.opening, *parts, self.closing) if part is not None]
+        return self.objects.assemble(
+            parts, key, resolved.media_type, content_disposition(file_name)
+        )
 
 
 def manifest_document(
@@ -179,15 +223,6 @@ def remove_files(job: ExportJob, objects: ObjectStore) -> None:
     objects.delete_prefix(export_prefix(job))
 
 
-def _framing_object(
-    job: ExportJob, name: str, text: bytes, resolved: ResolvedExport, objects: ObjectStore
-) -> StoredObject | None:
-    if not text:
-        return None
-    body = compressed(resolved.compression, text)
-    return objects.put(f"{staging_prefix(job.id)}file-{name}", body, resolved.media_type)
-
-
 def _size(stored: StoredObject | None) -> int:
     return 0 if stored is None else stored.bytes
 
@@ -197,3 +232,19 @@ class _Discard:
 
     def write(self, data: bytes) -> None:
         return None
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+
+def _empty_file(resolved: ResolvedExport) -> bytes:
+    sink = _Collect()
+    writer = resolved.writer(resolved.columns, resolved.options, sink)
+    writer.open()
+    writer.close()
+    return bytes(sink.data)

@@ -43,10 +43,12 @@ from dataexport.query_builder import RowScope, Span
 from dataexport.row_sources import RowSource, RowSourceFor
 from dataexport.services.export_files import (
     assemble_files,
+    assemble_whole_file,
     clear_staging,
     piece_bytes_for,
     put_manifest,
     remove_files,
+    written_in_pieces,
 )
 from dataexport.services.export_queue import ExportQueue
 
@@ -341,7 +343,7 @@ class _SegmentWriter:
 
     def write(self, segment: int) -> SegmentSummary:
         job, resolved, partition = self.job, self.resolved, self.partition
-        split = resolved.max_file_bytes is not None
+        split = written_in_pieces(resolved)
         pieces = self.objects.open_pieces(
             lambda piece: staging_key(job.id, partition.index, segment, piece if split else None),
             resolved.media_type,
@@ -416,18 +418,21 @@ def complete_export(
     completed_at = utc_now()
     expires_at = completed_at + retention
     files: list[ExportFile] = []
-    if resolved.max_file_bytes is None:
-        stored = objects.assemble(
-            [StoredObject(piece.key, piece.bytes, piece.sha256) for piece in pieces],
-            export_key(job),
-            resolved.media_type,
-            content_disposition(job.file_name),
-        )
-        total_bytes = stored.bytes
-    else:
+    if resolved.max_file_bytes is not None:
         files = assemble_files(job, resolved, pieces, objects)
         total_bytes = sum(file.bytes for file in files)
         stored = put_manifest(job, resolved, files, objects, completed_at)
+    else:
+        if written_in_pieces(resolved):
+            stored = assemble_whole_file(job, resolved, pieces, objects)
+        else:
+            stored = objects.assemble(
+                [StoredObject(piece.key, piece.bytes, piece.sha256) for piece in pieces],
+                export_key(job),
+                resolved.media_type,
+                content_disposition(job.file_name),
+            )
+        total_bytes = stored.bytes
     completed = jobs.transition(
         job_id,
         ExportStatus.COMPLETED,
