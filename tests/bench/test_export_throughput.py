@@ -28,7 +28,7 @@ import pytest
 from dataexport import components
 from dataexport.catalog.loader import load_catalog
 from dataexport.config import FormatStepConfig, read_config
-from dataexport.export_job import ExportJob, ExportStatus, new_job_id, utc_now
+from dataexport.export_job import ExportJob, ExportStatus, new_job_id, staging_prefix, utc_now
 from dataexport.formats import FORMATS
 from dataexport.formats.compression import Compression
 from dataexport_local.postgres import LocalDatabase, seed_demo_data
@@ -77,7 +77,12 @@ def probe(
 ) -> dict[str, float]:
     """The fastest of `repeat` runs of one measurement (its peak memory: the largest);
     `arguments` gives each run its own (a new job for each Format step)."""
-    reports = [probe_once(kind, secret, *arguments()) for _ in range(repeat)]
+    reports = []
+    for _ in range(repeat):
+        run_arguments = arguments()
+        reports.append(probe_once(kind, secret, *run_arguments))
+        if kind == "format_step":
+            remove_staging(run_arguments[0])
     fastest = min(reports, key=lambda report: report["seconds"])
     return {**fastest, "peak_bytes": max(report["peak_bytes"] for report in reports)}
 
@@ -110,6 +115,12 @@ def measure(
         report["seconds"],
         int(report["peak_bytes"]),
     )
+
+
+def remove_staging(job_id: str) -> None:
+    """What the Upload step does once it joined them: the local S3 (in this process) then
+    does not carry every earlier run's output into the next one's measurement."""
+    components.object_store(read_config(FormatStepConfig)).delete_prefix(staging_prefix(job_id))
 
 
 def running_job(format_name: str, compression: Compression) -> str:

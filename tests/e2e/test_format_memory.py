@@ -23,6 +23,8 @@ MIB = 1024 * 1024
 # Both exports fill the upload pipeline (queued chunks, the part being cut, parts in flight):
 # that working set is bounded, so beyond it the peak must not grow with the row count.
 ALLOWED_GROWTH = 16 * MIB
+# What a Format Lambda may use at most, whatever the export's size.
+PEAK_LIMIT = 150 * 1_000_000
 
 
 @contextmanager
@@ -116,3 +118,4 @@ def test_ten_times_the_rows_keeps_peak_memory_flat(runtime: Any, superuser: Any)
     )
     assert large_bytes > 9 * small_bytes
     assert large_peak - small_peak < ALLOWED_GROWTH
+    assert large_peak <= PEAK_LIMIT
