@@ -98,7 +98,7 @@ bench: venv ## benchmarks: ratios against PostgreSQL's COPY, printed (BENCH_ROWS
 	$(VENV_BIN)/pytest tests/bench -s
 
 bench-smoke: venv ## the benchmarks at a small size, so CI knows they still run
-	BENCH_ROWS=20000 $(VENV_BIN)/pytest tests/bench -s
+	BENCH_ROWS=20000 BENCH_REPEAT=1 $(VENV_BIN)/pytest tests/bench -s
 
 clean: ## remove build output and caches (keeps .venv, .tools and .local)
 	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache build dist
