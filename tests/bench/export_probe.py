@@ -7,6 +7,8 @@ KIND is one of:
 - `copy_pg8000`: the same COPY streamed through pg8000 into a counting sink;
 - `format_step`: the Format step for JOB_ID (a running job), into the local runtime's S3, as
   a warm Lambda runs it (clients created before the clock starts);
+- `format_no_upload`: the Format step's own work for format JOB_ID (COPY, framing, sha256), its
+  output dropped rather than uploaded;
 - `csv_cursor`: the Python CSV writer fed by a server-side cursor (the reference);
 - `fetch_all`: the seeds' approach, every row in memory, then Python's csv module;
 - `pandas`: pandas `read_sql` then `to_csv`.
@@ -17,6 +19,7 @@ runtime's environment. Prints one JSON line.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -39,6 +42,7 @@ from dataexport.catalog.loader import load_catalog
 from dataexport.config import FormatStepConfig, read_config
 from dataexport.export_request import ExportRequest, resolve_export
 from dataexport.query_builder import BoundQuery, RowScope
+from dataexport.row_sources import PostgresRows
 from dataexport.services.export_steps import FormatOutcome
 from tests.e2e.format_step_process import run_format_step
 from tests.process_memory import peak_rss_bytes
@@ -166,6 +170,30 @@ def csv_writer_from_cursor(secret: DatabaseSecret, query: BoundQuery) -> tuple[i
     return writer.close().rows, sink.bytes
 
 
+class HashingSink(CountingSink):
+    """Output hashed like the sink hashes it, then dropped: the Format step without S3."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.digest.update(data)
+
+
+def format_without_upload(secret: DatabaseSecret, format_name: str) -> tuple[int, int]:
+    """The Format step's own work (COPY plan, the writer's framing, sha256) with the output
+    dropped instead of uploaded: what the step costs apart from the local S3."""
+    export = resolve_export(ExportRequest(dataset="usage_logs", format=format_name), load_catalog())
+    sink = HashingSink()
+    writer = export.writer(export.columns, export.options, sink)
+    writer.open()
+    rows = PostgresRows(PostgresReader(secret, statement_timeout_seconds=3600))
+    rows.write(export, RowScope(org_id=TENANT), writer, lambda done: None)
+    return writer.close().rows, sink.bytes
+
+
 def summary(part: FormatOutcome) -> tuple[int, int]:
     return part.rows, part.bytes
 
@@ -194,6 +222,7 @@ def main(kind: str, job_id: str | None) -> None:
         "csv_cursor": lambda: csv_writer_from_cursor(secret, query),
         "pandas": lambda: pandas_read_sql_to_csv(secret, query),
         "format_step": lambda: summary(run_format_step(str(job_id))),
+        "format_no_upload": lambda: format_without_upload(secret, str(job_id)),
     }
     if kind == "format_step":
         warm_up_format_step(str(job_id))

@@ -5,6 +5,8 @@ and runs each measurement in a process of its own (peak memory is that process's
 - the limit: psql's `\\copy (SELECT ...) TO '/dev/null' (FORMAT csv)` of the export's query;
 - the same COPY streamed through pg8000 (the driver the product uses) into a counting sink;
 - the Format step, end to end into the local runtime's S3, for every format and compression;
+- the Format step's own work without the upload (COPY, framing, sha256; output dropped), so
+  what the local S3 costs on the same two cores can be told apart;
 - the Python CSV writer fed by a server-side cursor (the reference the COPY path must equal);
 - two peers: the seeds' approach (fetch everything, then csv) and pandas read_sql + to_csv.
 It prints rows/s, MB/s of output, peak memory, and each rate as a share of the limit's rate.
@@ -163,6 +165,15 @@ def test_export_throughput_against_copy(secret: str, runtime: LocalRuntime) -> N
         for name in FORMAT_NAMES
         for codec in Compression
     ]
+    without_upload = [
+        measure(
+            f"Format step {name}, no upload",
+            "format_no_upload",
+            secret,
+            lambda name=name: [name],  # type: ignore[misc]
+        )
+        for name in FORMAT_NAMES
+    ]
     peers = [
         # Each a minute or more at the default size, and far from the limit: one run is enough.
         measure("csv writer (cursor, reference)", "csv_cursor", secret, repeat=1),
@@ -171,6 +182,6 @@ def test_export_throughput_against_copy(secret: str, runtime: LocalRuntime) -> N
     ]
 
     print(f"\n{ROWS:,} usage logs seeded; tenant {TENANT}'s export has {limit.rows:,} rows")
-    for measurement in [limit, through_driver, *steps, *peers]:
+    for measurement in [limit, through_driver, *steps, *without_upload, *peers]:
         print(measurement.line(limit.seconds))
-    assert all(result.rows == limit.rows for result in [*steps, *peers])
+    assert all(result.rows == limit.rows for result in [*steps, *without_upload, *peers])
