@@ -7,6 +7,7 @@ and inside the steps (from the stored, normalised request), so both always agree
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -30,6 +31,7 @@ from dataexport.query_builder import (
     build_plan_count,
     build_select,
 )
+from dataexport.time_presets import TimePreset
 
 MAX_FIELDS = 500
 MAX_FILTERS = 50
@@ -50,19 +52,28 @@ class FilterInput(BaseModel):
 
 
 class TimeRangeInput(BaseModel):
+    """A preset resolved in the export's timezone when the job is created, or start and end."""
+
     model_config = ConfigDict(extra="forbid")
 
+    preset: TimePreset | None = None
     start: str | None = Field(default=None, max_length=64)
     end: str | None = Field(default=None, max_length=64)
 
 
 class ExportOptionsInput(BaseModel):
+    """Rendering options; each format uses those it names (GET /v1/formats lists them)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    timezone: str = Field(default="UTC", max_length=64)
-    bom: bool = True
-    delimiter: Literal[",", ";", "\t", "|"] = ","
-    line_ending: Literal["crlf", "lf"] = "crlf"
+    timezone: str = Field(
+        default="UTC",
+        max_length=64,
+        description="IANA time zone for timestamps and for resolving time range presets.",
+    )
+    bom: bool = Field(default=True, description="Start the file with a UTF-8 BOM (for Excel).")
+    delimiter: Literal[",", ";", "\t", "|"] = Field(default=",", description="Cell separator.")
+    line_ending: Literal["crlf", "lf"] = Field(default="crlf", description="Line ending.")
 
 
 class ExportRequest(BaseModel):
@@ -162,12 +173,16 @@ def resolve_options(raw: ExportOptionsInput) -> FormatOptions:
 
 
 def resolve_export(
-    request: ExportRequest, catalog: Catalog, caller: Caller | None = None
+    request: ExportRequest,
+    catalog: Catalog,
+    caller: Caller | None = None,
+    now: datetime | None = None,
 ) -> ResolvedExport:
     """Check a request against the catalog (and the caller's role when given).
 
     Raises InvalidRequest naming the bad field. The steps call it without a caller: the role was
-    checked when the job was created.
+    checked when the job was created. A time preset is resolved at `now`: the job's creation
+    time, so every step sees the same window.
     """
     try:
         dataset = catalog.get(request.dataset)
@@ -178,15 +193,19 @@ def resolve_export(
             f"Your role may not export the dataset {request.dataset!r}.",
             {"dataset": request.dataset},
         )
+    options = resolve_options(request.options)
     return ResolvedExport(
         dataset=dataset,
         fields=resolve_fields(dataset, request.fields),
         filters=parse_filters([item.model_dump() for item in request.filters], dataset),
         window=parse_time_window(
-            request.time_range.model_dump() if request.time_range else None, dataset
+            request.time_range.model_dump() if request.time_range else None,
+            dataset,
+            options.timezone,
+            now,
         ),
         writer=get_format(request.format),
-        options=resolve_options(request.options),
+        options=options,
         compression=request.compression,
         max_file_bytes=None if request.max_file_size_mb is None else request.max_file_size_mb * MB,
     )

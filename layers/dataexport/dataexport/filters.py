@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from dataexport.catalog.model import ColumnType, Dataset, FilterOperator
 from dataexport.errors import InvalidDateRange, InvalidRequest
+from dataexport.time_presets import TimePreset, preset_bounds
 
 MAX_LIST_VALUES = 1000
 MAX_STRING_VALUE_CHARS = 4096
@@ -27,6 +29,7 @@ MAX_INTEGER = 2**63 - 1
 _INTEGER_TEXT = re.compile(r"^[+-]?\d{1,20}$")
 
 LIST_OPERATORS = frozenset({FilterOperator.IN, FilterOperator.NOT_IN})
+_UTC_ZONE = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
@@ -250,48 +253,85 @@ def parse_filters(raw: Sequence[Any] | None, dataset: Dataset) -> list[FilterCla
 
 
 # ------------------------------------------------------------------------------- time window
-def parse_time_window(raw: Mapping[str, Any] | None, dataset: Dataset) -> TimeWindow:
-    """`{"start", "end"}` ISO 8601 texts (either may be absent) as a TimeWindow.
+_TIME_RANGE_KEYS = {"preset", "start", "end"}
 
-    A dataset with `max_span_days` needs both ends, no further apart than that. `start < end`.
+
+def parse_time_window(
+    raw: Mapping[str, Any] | None,
+    dataset: Dataset,
+    zone: ZoneInfo = _UTC_ZONE,
+    now: datetime | None = None,
+) -> TimeWindow:
+    """A request's time range as a TimeWindow: `{"preset"}` (a TimePreset resolved in `zone` at
+    `now`) or `{"start", "end"}` ISO 8601 texts (either may be absent; both with `custom`).
+
+    A dataset with `max_span_days` needs both ends, no further apart than that. A range the
+    caller gives must have `start < end`.
     """
-    if raw is None or all(raw.get(key) is None for key in ("start", "end")):
-        if raw is not None and set(raw) - {"start", "end"}:
-            raise InvalidRequest("time_range", "time_range accepts only start and end.")
-        if dataset.time_column is not None and dataset.max_span_days is not None:
-            raise InvalidDateRange(
+    if raw is not None and set(raw) - _TIME_RANGE_KEYS:
+        raise InvalidRequest("time_range", "time_range accepts only preset, start and end.")
+    raw = {key: value for key, value in (raw or {}).items() if value is not None}
+    preset = _preset(raw.get("preset"))
+    if preset is not None and preset is not TimePreset.CUSTOM:
+        if "start" in raw or "end" in raw:
+            raise InvalidRequest(
                 "time_range",
-                f"Dataset {dataset.name!r} needs a time_range (start and end) of at most "
-                f"{dataset.max_span_days} days.",
+                f"time_range.preset {preset.value!r} takes no start or end; "
+                "use the preset 'custom' for a range of your own.",
             )
-        return TimeWindow()
-    if set(raw) - {"start", "end"}:
-        raise InvalidRequest("time_range", "time_range accepts only start and end.")
-    if dataset.time_column is None:
+        start, end = preset_bounds(preset, zone, now or datetime.now(UTC))
+        window = TimeWindow(start=start, end=end)
+    else:
+        if preset is TimePreset.CUSTOM and ("start" not in raw or "end" not in raw):
+            raise InvalidDateRange(
+                "time_range", "time_range.preset 'custom' needs both start and end."
+            )
+        window = TimeWindow(
+            start=_bound(raw, "start"),
+            end=_bound(raw, "end"),
+        )
+        if window.start is not None and window.end is not None and window.start >= window.end:
+            raise InvalidDateRange("time_range", "time_range.start must be before time_range.end.")
+    if window.is_bounded and dataset.time_column is None:
         raise InvalidRequest(
             "time_range", f"Dataset {dataset.name!r} has no time column; remove time_range."
         )
-    start = raw.get("start")
-    end = raw.get("end")
-    window = TimeWindow(
-        start=None if start is None else parse_aware_datetime(start, "time_range.start"),
-        end=None if end is None else parse_aware_datetime(end, "time_range.end"),
-    )
-    if window.start is not None and window.end is not None and window.start >= window.end:
-        raise InvalidDateRange("time_range", "time_range.start must be before time_range.end.")
-    if dataset.max_span_days is not None:
-        if window.start is None or window.end is None:
-            raise InvalidDateRange(
-                "time_range",
-                f"Dataset {dataset.name!r} needs both time_range.start and time_range.end.",
-            )
-        if window.end - window.start > timedelta(days=dataset.max_span_days):
-            raise InvalidDateRange(
-                "time_range",
-                f"Dataset {dataset.name!r} allows at most {dataset.max_span_days} days per export.",
-                {"max_span_days": dataset.max_span_days},
-            )
+    if dataset.time_column is not None and dataset.max_span_days is not None:
+        _check_span(window, dataset, dataset.max_span_days)
     return window
+
+
+def _preset(raw: Any) -> TimePreset | None:
+    if raw is None:
+        return None
+    try:
+        return TimePreset(raw)
+    except ValueError:
+        names = ", ".join(preset.value for preset in TimePreset)
+        raise InvalidRequest(
+            "time_range.preset", f"Unknown time range preset {raw!r}; use one of {names}."
+        ) from None
+
+
+def _bound(raw: Mapping[str, Any], key: str) -> datetime | None:
+    value = raw.get(key)
+    return None if value is None else parse_aware_datetime(value, f"time_range.{key}")
+
+
+def _check_span(window: TimeWindow, dataset: Dataset, max_span_days: int) -> None:
+    if window.start is None or window.end is None:
+        raise InvalidDateRange(
+            "time_range",
+            f"Dataset {dataset.name!r} needs a time_range with both ends (start and end, or a "
+            f"preset other than all_time) of at most {max_span_days} days.",
+            {"max_span_days": max_span_days},
+        )
+    if window.end - window.start > timedelta(days=max_span_days):
+        raise InvalidDateRange(
+            "time_range",
+            f"Dataset {dataset.name!r} allows at most {max_span_days} days per export.",
+            {"max_span_days": max_span_days},
+        )
 
 
 # ----------------------------------------------------------------------- checks at use time

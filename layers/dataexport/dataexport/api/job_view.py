@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from dataexport.export_job import ExportJob, ExportStatus
+from dataexport.time_presets import TimePreset, preset_bounds
 
 
 def _timestamp(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def job_window(job: ExportJob) -> dict[str, str | None]:
+    """The instants the job exports: its preset resolved when it was created, or its range."""
+    time_range = job.time_range or {}
+    preset = time_range.get("preset")
+    if preset is not None and preset != TimePreset.CUSTOM:
+        zone = ZoneInfo(str(job.options.get("timezone", "UTC")))
+        start, end = preset_bounds(TimePreset(preset), zone, job.created_at)
+        return {"start": _timestamp(start), "end": _timestamp(end)}
+    return {"start": time_range.get("start"), "end": time_range.get("end")}
 
 
 def job_links(job: ExportJob) -> dict[str, str]:
@@ -43,6 +56,7 @@ def job_view(job: ExportJob) -> dict[str, Any]:
         "fields": job.fields,
         "filters": job.filters,
         "time_range": job.time_range,
+        "window": job_window(job),
         "options": job.options,
         "error": job.error.model_dump() if job.error else None,
         "legal_hold": job.legal_hold,

@@ -182,7 +182,7 @@ def resolve_job(job: ExportJob, catalog: Catalog) -> ResolvedExport:
             "options": job.options,
         }
     )
-    return resolve_export(request, catalog)
+    return resolve_export(request, catalog, now=job.created_at)
 
 
 def row_scope(job: ExportJob) -> RowScope:

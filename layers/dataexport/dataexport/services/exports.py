@@ -109,7 +109,11 @@ def request_hash(request: ExportRequest, resolved: ResolvedExport) -> str:
         "filters": sorted(
             json.dumps(item.model_dump(), sort_keys=True, default=str) for item in request.filters
         ),
-        "time_range": request.time_range.model_dump() if request.time_range else None,
+        "time_range": (
+            request.time_range.model_dump(mode="json", exclude_none=True)
+            if request.time_range
+            else None
+        ),
         "options": request.options.model_dump(),
     }
     return hashlib.sha256(json.dumps(normalized, sort_keys=True).encode()).hexdigest()
@@ -158,7 +162,8 @@ def create_export(
 ) -> CreatedExport:
     """Validate, fold into an identical live job, apply the rate limit, queue and start."""
     _require_export_permission(caller)
-    resolved = resolve_export(request, services.catalog, caller)
+    now = utc_now()
+    resolved = resolve_export(request, services.catalog, caller, now)
     digest = request_hash(request, resolved)
     limit = services.rate_limit_for(caller.org_id)
     previous = services.control.live_job_for(caller.org_id, caller.user_id, digest)
@@ -176,7 +181,6 @@ def create_export(
             rate.headers(),
         )
     job_id = new_job_id()
-    now = utc_now()
     if not services.control.claim_live_request(
         caller.org_id,
         caller.user_id,
@@ -202,7 +206,11 @@ def create_export(
         max_file_size_mb=request.max_file_size_mb,
         fields=resolved.fields,
         filters=[item.model_dump() for item in request.filters],
-        time_range=request.time_range.model_dump() if request.time_range else None,
+        time_range=(
+            request.time_range.model_dump(mode="json", exclude_none=True)
+            if request.time_range
+            else None
+        ),
         options=request.options.model_dump(),
         owner_scoped=not caller.is_admin and resolved.dataset.owner_column is not None,
         request_hash=digest,
