@@ -1,4 +1,4 @@
-"""Routes of /v1/datasets: the catalog as the caller may use it."""
+"""Discovery routes: /v1/datasets (the catalog as the caller may use it) and /v1/formats."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from dataexport.api.exports_routes import export_services, tenant_user
 from dataexport.catalog.model import Dataset
 from dataexport.errors import DatasetNotFound
+from dataexport.export_request import ExportOptionsInput
+from dataexport.formats import FORMATS
+from dataexport.formats.compression import Compression
+from dataexport.formats.writer import FormatWriter
 
 router = Router()  # type: ignore[no-untyped-call]
 
@@ -59,3 +63,28 @@ def get_dataset(name: Annotated[str, Path(max_length=64)]) -> Response[str]:
     if not dataset.allows_role(role):
         raise DatasetNotFound(name)  # datasets a role may not use are not shown to it
     return _json(dataset_view(dataset))
+
+
+def format_view(writer: type[FormatWriter]) -> dict[str, Any]:
+    """A format as clients need it to build a request: its type, extension and options."""
+    options = ExportOptionsInput.model_json_schema()["properties"]
+    return {
+        "name": writer.name,
+        "media_type": writer.media_type,
+        "extension": writer.extension,
+        "options": {name: options[name] for name in writer.option_names},
+        "compression": [
+            {
+                "name": codec.value,
+                "suffix": codec.suffix,
+                "media_type": codec.media_type(writer.media_type),
+            }
+            for codec in Compression
+        ],
+    }
+
+
+@router.get("/v1/formats")
+def list_formats() -> Response[str]:
+    tenant_user()  # any signed-in caller
+    return _json({"items": [format_view(writer) for writer in FORMATS.values()]})
