@@ -16,7 +16,7 @@ def test_formats_list_their_media_types_options_and_compression(runtime: Any) ->
     assert set(formats) == {"csv", "json", "ndjson"}
     csv = formats["csv"]
     assert (csv["media_type"], csv["extension"]) == ("text/csv; charset=utf-8", "csv")
-    assert set(csv["options"]) == {"timezone", "bom", "delimiter", "line_ending"}
+    assert set(csv["options"]) == {"timezone", "bom", "delimiter", "line_ending", "decimal_places"}
     assert csv["options"]["delimiter"]["enum"] == [",", ";", "\t", "|"]
     assert csv["options"]["bom"]["default"] is True
     assert set(formats["ndjson"]["options"]) == {"timezone"}

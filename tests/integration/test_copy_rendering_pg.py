@@ -159,6 +159,8 @@ OPTION_SETS: list[dict[str, Any]] = [
     {"timezone": "Asia/Kolkata", "delimiter": "|"},
     {"timezone": "Africa/Monrovia"},
     {"timezone": "America/Los_Angeles", "line_ending": "lf"},
+    {"timezone": "Pacific/Chatham", "decimal_places": 2},
+    {"timezone": "Asia/Tokyo", "decimal_places": 0, "delimiter": ";"},
 ]
 
 

@@ -6,6 +6,7 @@ import csv
 import io
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -211,3 +212,37 @@ def test_decimal_text_is_exact() -> None:
     values = ["0.0000000001", "12345678901234567890.123456789", "-0.00000001", "100"]
     data, _ = render(CsvWriter, [[Decimal(v)] for v in values], columns=columns)
     assert [record[0] for record in read_back(data)[1:]] == values
+
+
+def test_decimal_places_round_ties_away_from_zero_with_exactly_that_many_digits() -> None:
+    columns = [
+        OutputColumn("amount", "Amount", ColumnType.DECIMAL),
+        OutputColumn("ratio", "Ratio", ColumnType.FLOAT),
+        OutputColumn("count", "Count", ColumnType.INTEGER),
+    ]
+    rows: list[list[Any]] = [
+        [Decimal("2.345"), 2.675, 7],
+        [Decimal("-2.345"), -0.125, 8],
+        [Decimal("-0.001"), 0.0, 9],
+        [5, 1e-9, 10],
+        [Decimal("NaN"), float("inf"), 11],
+        [Decimal("1E+3"), 3.0, 12],
+    ]
+    options = FormatOptions(bom=False, line_ending="\n", decimal_places=2)
+    data, _ = render(CsvWriter, rows, options, columns=columns)
+    assert data.decode().splitlines()[1:] == [
+        "2.35,2.68,7",
+        "-2.35,-0.13,8",
+        "0.00,0.00,9",
+        "5.00,0.00,10",
+        "NaN,inf,11",
+        "1000.00,3.00,12",
+    ]
+    whole, _ = render(CsvWriter, rows[:1], FormatOptions(bom=False, decimal_places=0), columns)
+    assert whole.decode().splitlines()[1] == "2,3,7"
+
+
+def test_decimal_places_out_of_range_are_refused() -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        FormatOptions(decimal_places=13)
+    assert refused.value.field == "options.decimal_places"

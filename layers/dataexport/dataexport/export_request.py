@@ -19,7 +19,12 @@ from dataexport.errors import DatasetNotFound, InvalidRequest, PermissionDenied
 from dataexport.filters import FilterClause, TimeWindow, parse_filters, parse_time_window
 from dataexport.formats import get_format
 from dataexport.formats.compression import Compression
-from dataexport.formats.writer import FormatOptions, FormatWriter, OutputColumn
+from dataexport.formats.writer import (
+    MAX_DECIMAL_PLACES,
+    FormatOptions,
+    FormatWriter,
+    OutputColumn,
+)
 from dataexport.identity import Caller
 from dataexport.query_builder import (
     WHOLE_EXPORT,
@@ -74,6 +79,12 @@ class ExportOptionsInput(BaseModel):
     bom: bool = Field(default=True, description="Start the file with a UTF-8 BOM (for Excel).")
     delimiter: Literal[",", ";", "\t", "|"] = Field(default=",", description="Cell separator.")
     line_ending: Literal["crlf", "lf"] = Field(default="crlf", description="Line ending.")
+    decimal_places: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_DECIMAL_PLACES,
+        description="Round decimal and float cells to this many places (ties away from zero).",
+    )
 
 
 class ExportRequest(BaseModel):
@@ -169,6 +180,7 @@ def resolve_options(raw: ExportOptionsInput) -> FormatOptions:
         bom=raw.bom,
         delimiter=raw.delimiter,
         line_ending=LINE_ENDINGS[raw.line_ending],
+        decimal_places=raw.decimal_places,
     )
 
 

@@ -116,7 +116,9 @@ def _boolean_text(column: str, source: SourceType) -> str | None:
     return f"CASE WHEN {column} THEN 'true' WHEN NOT {column} THEN 'false' END"
 
 
-def csv_cell(column_type: ColumnType, source: SourceType, column: str) -> str | None:
+def csv_cell(
+    column_type: ColumnType, source: SourceType, column: str, decimal_places: int | None = None
+) -> str | None:
     """The SQL for one CSV cell as csv_writer renders it (NULL for an empty cell), or None."""
     if column_type is ColumnType.STRING:
         if source is SourceType.TEXT:
@@ -127,8 +129,13 @@ def csv_cell(column_type: ColumnType, source: SourceType, column: str) -> str | 
             )
         return column if source is SourceType.UUID else None
     if column_type in (ColumnType.INTEGER, ColumnType.DECIMAL):
+        if source not in (SourceType.INTEGER, SourceType.NUMERIC):
+            return None
+        if column_type is ColumnType.DECIMAL and decimal_places is not None:
+            # round(numeric, n) rounds ties away from zero and keeps n digits, as rounded_text.
+            return f"round(CAST({column} AS numeric), {int(decimal_places)})"
         # COPY writes integers and numerics (NaN, Infinity included) as Python's str/format do.
-        return column if source in (SourceType.INTEGER, SourceType.NUMERIC) else None
+        return column
     if column_type is ColumnType.BOOLEAN:
         return _boolean_text(column, source)
     if column_type is ColumnType.TIMESTAMP:

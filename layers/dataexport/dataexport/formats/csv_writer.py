@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Sequence
-from datetime import tzinfo
 from typing import Any, ClassVar
 
 from dataexport import sql_rendering
@@ -49,15 +48,22 @@ def _string_cell(value: Any) -> str:
     return neutralise_formula(value if isinstance(value, str) else str(value))
 
 
-def _renderer(column_type: ColumnType, zone: tzinfo) -> CellRenderer:
+def _renderer(column_type: ColumnType, options: FormatOptions) -> CellRenderer:
     """The function turning one value of `column_type` into a cell (NULL -> empty)."""
     if column_type is ColumnType.STRING:
         return _string_cell
     text: Callable[[Any], str]
+    places = options.decimal_places
     if column_type is ColumnType.TIMESTAMP:
+        zone = options.timezone
 
         def text(value: Any) -> str:
             return value_text.timestamp_text(value, zone)
+
+    elif places is not None and column_type in (ColumnType.DECIMAL, ColumnType.FLOAT):
+
+        def text(value: Any) -> str:
+            return value_text.rounded_text(value, places)
 
     else:
         by_type: dict[ColumnType, Callable[[Any], str]] = {
@@ -93,7 +99,13 @@ class CsvWriter(FormatWriter):
     name: ClassVar[str] = "csv"
     extension: ClassVar[str] = "csv"
     media_type: ClassVar[str] = "text/csv; charset=utf-8"
-    option_names: ClassVar[tuple[str, ...]] = ("timezone", "bom", "delimiter", "line_ending")
+    option_names: ClassVar[tuple[str, ...]] = (
+        "timezone",
+        "bom",
+        "delimiter",
+        "line_ending",
+        "decimal_places",
+    )
 
     def __init__(
         self,
@@ -103,7 +115,7 @@ class CsvWriter(FormatWriter):
         position: PartPosition = WHOLE_FILE,
     ) -> None:
         super().__init__(columns, options, sink, position)
-        self._renderers = [_renderer(column.type, self.options.timezone) for column in self.columns]
+        self._renderers = [_renderer(column.type, self.options) for column in self.columns]
         self._catcher = _LineCatcher()
         self._csv = csv.writer(
             self._catcher,
@@ -144,7 +156,7 @@ class CsvWriter(FormatWriter):
         if len(self.columns) < 2:
             return None
         cells = [
-            sql_rendering.csv_cell(column.type, source, reference)
+            sql_rendering.csv_cell(column.type, source, reference, self.options.decimal_places)
             for column, source, reference in zip(self.columns, sources, references, strict=True)
         ]
         select_list = [cell for cell in cells if cell is not None]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, tzinfo
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 # JSON as text: compact, non-ASCII left readable, anything exotic (a Decimal) as its str().
@@ -44,6 +44,17 @@ def decimal_text(value: Any) -> str:
 
 def float_text(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
+
+
+def rounded_text(value: Any, places: int) -> str:
+    """A decimal or float rounded to `places`, ties away from zero, written with exactly that
+    many digits (as PostgreSQL's round(numeric, places)); NaN and infinities as they are."""
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    if not number.is_finite():
+        return decimal_text(value)
+    rounded = number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    # PostgreSQL has no negative zero: -0.001 rounds to 0.00.
+    return format(rounded.copy_abs() if rounded.is_zero() else rounded, "f")
 
 
 def boolean_text(value: Any) -> str:

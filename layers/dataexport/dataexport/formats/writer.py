@@ -35,6 +35,7 @@ COPY_CHUNK_BYTES = 256 * 1024
 DELIMITERS = (",", ";", "\t", "|")
 LINE_ENDINGS = ("\r\n", "\n")
 BYTE_ORDER_MARK = "\ufeff"  # written as the UTF-8 bytes EF BB BF
+MAX_DECIMAL_PLACES = 12
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class FormatOptions:
     bom: bool = True
     delimiter: str = ","
     line_ending: str = "\r\n"
+    # Decimal and float cells rounded to this many places (None: as they are).
+    decimal_places: int | None = None
 
     def __post_init__(self) -> None:
         if self.delimiter not in DELIMITERS:
@@ -63,6 +66,11 @@ class FormatOptions:
             )
         if self.line_ending not in LINE_ENDINGS:
             raise InvalidRequest("options.line_ending", "Line ending must be CRLF or LF.")
+        if self.decimal_places is not None and not 0 <= self.decimal_places <= MAX_DECIMAL_PLACES:
+            raise InvalidRequest(
+                "options.decimal_places",
+                f"Decimal places must be between 0 and {MAX_DECIMAL_PLACES}.",
+            )
 
 
 @dataclass(frozen=True)
