@@ -169,6 +169,29 @@ class JobStore:
         """A whole tenant's jobs, newest first."""
         return self._page(self._model.org_created_index, "org_id", org_id, limit, cursor)
 
+    def created_between(
+        self, org_id: str, owner_id: str | None, start: datetime, end: datetime, limit: int
+    ) -> list[ExportJob]:
+        """A tenant's jobs (one owner's, when given) created in [start, end), newest first,
+        at most `limit` of them."""
+        index: GlobalSecondaryIndex[ExportJobItem] = self._model.org_created_index
+        key = org_id
+        if owner_id is not None:
+            index, key = self._model.owner_created_index, _owner_key(org_id, owner_id)
+        results = index.query(
+            key,
+            range_key_condition=self._model.created_at.between(_iso_utc(start), _iso_utc(end)),
+            scan_index_forward=False,
+        )
+        jobs: list[ExportJob] = []
+        for item in results:
+            job = self._to_job(item)
+            if job.created_at < end:
+                jobs.append(job)
+            if len(jobs) >= limit:
+                break
+        return jobs
+
     def queued_job_ids(self, org_id: str, limit: int) -> list[str]:
         """The tenant's queued jobs, oldest first (the order they are started in)."""
         results = self._model.queued_index.query(org_id, scan_index_forward=True, limit=limit)

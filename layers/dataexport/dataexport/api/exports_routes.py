@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from functools import cache
 from typing import Annotated, Any
 
@@ -152,6 +153,33 @@ def list_exports(
     page = exports.list_exports(tenant_user(), limit, cursor, export_services())
     return _json(
         200, {"items": [job_view(job) for job in page.jobs], "next_cursor": page.next_cursor}
+    )
+
+
+@router.get("/v1/exports/stats")
+def export_stats(
+    start: Annotated[
+        datetime | None,
+        Query(alias="from", description="ISO 8601, inclusive (default: 30 days ago)"),
+    ] = None,
+    end: Annotated[
+        datetime | None, Query(alias="to", description="ISO 8601, exclusive (default: now)")
+    ] = None,
+) -> Response[str]:
+    stats = exports.export_stats(tenant_user(), start, end, export_services())
+    return _json(
+        200,
+        {
+            "from": stats.start.isoformat(),
+            "to": stats.end.isoformat(),
+            "exports": stats.jobs,
+            "by_status": stats.by_status,
+            "by_dataset": stats.by_dataset,
+            "by_format": stats.by_format,
+            "rows_exported": stats.rows_exported,
+            "bytes_exported": stats.bytes_exported,
+            "truncated": stats.truncated,
+        },
     )
 
 

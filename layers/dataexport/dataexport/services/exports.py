@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,6 +25,7 @@ from dataexport.errors import (
     ExportNotFound,
     ExportNotReady,
     IllegalTransition,
+    InvalidDateRange,
     InvalidRequest,
     PermissionDenied,
     RateLimitExceeded,
@@ -257,6 +259,53 @@ def list_exports(
     if caller.is_admin:
         return services.jobs.list_for_org(caller.org_id, limit, cursor)
     return services.jobs.list_for_owner(caller.org_id, caller.user_id, limit, cursor)
+
+
+# Stats read at most this many jobs; beyond, the answer says it is truncated.
+MAX_STATS_JOBS = 10_000
+DEFAULT_STATS_DAYS = 30
+
+
+@dataclass(frozen=True)
+class ExportStats:
+    start: datetime
+    end: datetime
+    jobs: int
+    by_status: dict[str, int]
+    by_dataset: dict[str, int]
+    by_format: dict[str, int]
+    rows_exported: int
+    bytes_exported: int
+    truncated: bool
+
+
+def export_stats(
+    caller: Caller, start: datetime | None, end: datetime | None, services: ExportServices
+) -> ExportStats:
+    """Counts of the exports created in [start, end) (default: the last 30 days): an admin's
+    whole tenant, a member's own; rows and bytes of those that completed."""
+    end = end or utc_now()
+    start = start or end - timedelta(days=DEFAULT_STATS_DAYS)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidRequest("from", "from and to need a UTC offset (e.g. Z).")
+    if start >= end:
+        raise InvalidDateRange("from", "from must be before to.")
+    owner = None if caller.is_admin else caller.user_id
+    jobs = services.jobs.created_between(caller.org_id, owner, start, end, MAX_STATS_JOBS + 1)
+    truncated = len(jobs) > MAX_STATS_JOBS
+    jobs = jobs[:MAX_STATS_JOBS]
+    completed = [job for job in jobs if job.completed_at is not None and job.bytes is not None]
+    return ExportStats(
+        start=start,
+        end=end,
+        jobs=len(jobs),
+        by_status=dict(Counter(job.status.value for job in jobs)),
+        by_dataset=dict(Counter(job.dataset for job in jobs)),
+        by_format=dict(Counter(job.format for job in jobs)),
+        rows_exported=sum(job.rows_exported or 0 for job in completed),
+        bytes_exported=sum(job.bytes or 0 for job in completed),
+        truncated=truncated,
+    )
 
 
 def download_url(
