@@ -21,7 +21,7 @@ from dataexport.filters import TimeWindow
 from dataexport.formats import FORMATS
 from dataexport.formats.writer import FormatWriter, PartPosition
 from dataexport.query_builder import RowScope
-from dataexport.row_sources import PostgresRows, counted
+from dataexport.row_sources import Estimate, PostgresRows, counted
 from tests.integration.conftest import ConnectionFactory
 from tests.unit.format_samples import BytesSink
 
@@ -212,3 +212,17 @@ def test_the_server_tells_which_time_zones_it_knows(reader: PostgresReader) -> N
     query = export_of("csv", ["id", "created_at"]).select(RowScope(TENANT))
     assert reader.describe(query, "Europe/Kyiv").time_zone_known
     assert not reader.describe(query, "No/Such_Zone").time_zone_known
+
+
+def test_a_preview_counts_up_to_its_bound_and_asks_the_planner_beyond(
+    reader: PostgresReader,
+) -> None:
+    export = export_of("csv", ["id", "note"])
+    rows = PostgresRows(reader)
+    scope = RowScope(TENANT)
+    assert rows.estimate(export, scope, 10_000) == Estimate(702, exact=True)
+    beyond = rows.estimate(export, scope, 100)
+    assert beyond.exact is False and beyond.rows >= 100
+    first = rows.first_rows(export, scope, 3)
+    every = [row for batch in rows.stream(export, scope) for row in batch]
+    assert first == every[:3]

@@ -130,7 +130,24 @@ class QueueConfig(JobTableConfig):
     )
 
 
-class ApiConfig(BucketConfig, QueueConfig, AuditTableConfig):
+class DatabaseConfig(JobTableConfig):
+    database_secret_arn: str = Field(validation_alias="DATABASE_SECRET_ARN", min_length=1)
+    statement_timeout_seconds: int = Field(
+        default=600, ge=1, validation_alias="STATEMENT_TIMEOUT_SECONDS"
+    )
+
+
+class StepSourceConfig(DatabaseConfig, AuditTableConfig):
+    """The steps that read rows: from PostgreSQL, or from the audit trail for audit_events."""
+
+
+class ApiConfig(BucketConfig, QueueConfig, StepSourceConfig):
+    """The API: jobs, files, the audit trail, and the database for previews (its statement
+    timeout is the API's own, far shorter than an export's)."""
+
+    statement_timeout_seconds: int = Field(
+        default=10, ge=1, le=25, validation_alias="PREVIEW_STATEMENT_TIMEOUT_SECONDS"
+    )
     download_url_ttl_seconds: int = Field(
         default=300, ge=30, le=3600, validation_alias="DOWNLOAD_URL_TTL_SECONDS"
     )
@@ -143,17 +160,6 @@ class ApiConfig(BucketConfig, QueueConfig, AuditTableConfig):
     def __hash__(self) -> int:
         # The tenant map is a dict; the configuration is still read once and never changes.
         return hash((type(self), self.exports_table_name, self.control_table_name))
-
-
-class DatabaseConfig(JobTableConfig):
-    database_secret_arn: str = Field(validation_alias="DATABASE_SECRET_ARN", min_length=1)
-    statement_timeout_seconds: int = Field(
-        default=600, ge=1, validation_alias="STATEMENT_TIMEOUT_SECONDS"
-    )
-
-
-class StepSourceConfig(DatabaseConfig, AuditTableConfig):
-    """The steps that read rows: from PostgreSQL, or from the audit trail for audit_events."""
 
 
 class QueryStepConfig(StepSourceConfig):

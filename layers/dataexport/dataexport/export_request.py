@@ -32,6 +32,7 @@ from dataexport.query_builder import (
     RowScope,
     Span,
     build_boundaries,
+    build_bounded_count,
     build_count,
     build_plan_count,
     build_select,
@@ -129,7 +130,11 @@ class ResolvedExport:
         ]
 
     def select(
-        self, scope: RowScope, select_list: list[str] | None = None, span: Span = WHOLE_EXPORT
+        self,
+        scope: RowScope,
+        select_list: list[str] | None = None,
+        span: Span = WHOLE_EXPORT,
+        limit: int | None = None,
     ) -> BoundQuery:
         return build_select(
             self.dataset,
@@ -139,7 +144,11 @@ class ResolvedExport:
             self.window,
             select_list=select_list,
             span=span,
+            limit=limit,
         )
+
+    def bounded_count(self, scope: RowScope, bound: int) -> BoundQuery:
+        return build_bounded_count(self.dataset, scope, self.filters, self.window, bound)
 
     def count(self, scope: RowScope) -> BoundQuery:
         return build_count(self.dataset, scope, self.filters, self.window)

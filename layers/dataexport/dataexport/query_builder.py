@@ -222,12 +222,13 @@ def build_select(
     *,
     select_list: Sequence[str] | None = None,
     span: Span = WHOLE_EXPORT,
+    limit: int | None = None,
 ) -> BoundQuery:
     """The query returning `fields` (in that order) of the rows in scope, in a stable order.
 
     `select_list` replaces the plain column references with expressions over them (the SQL
     rendering of a COPY plan, built from `column_references`); `span` limits the rows to one
-    stretch of the order (a segment of a partitioned export).
+    stretch of the order (a segment of a partitioned export); `limit` to the first rows.
     """
     references = column_references(checked_fields(dataset, fields))
     columns = ", ".join(select_list if select_list is not None else references)
@@ -236,6 +237,8 @@ def build_select(
         [_where(dataset, scope, filters, window, params), *_span_conditions(dataset, span, params)]
     )
     sql = f"SELECT {columns} FROM {_source(dataset)} WHERE {where} ORDER BY {_order_by(dataset)}"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
     return BoundQuery(sql, params.values)
 
 
@@ -254,6 +257,20 @@ def build_count(
     params = _Parameters()
     where = _where(dataset, scope, filters, window, params)
     return BoundQuery(f"SELECT count(*) FROM {_source(dataset)} WHERE {where}", params.values)
+
+
+def build_bounded_count(
+    dataset: Dataset,
+    scope: RowScope,
+    filters: Sequence[FilterClause],
+    window: TimeWindow,
+    bound: int,
+) -> BoundQuery:
+    """The number of rows build_select would return, counted only up to `bound`."""
+    params = _Parameters()
+    where = _where(dataset, scope, filters, window, params)
+    inner = f"SELECT 1 FROM {_source(dataset)} WHERE {where} LIMIT {int(bound)}"
+    return BoundQuery(f"SELECT count(*) FROM ({inner}) AS bounded", params.values)
 
 
 def build_plan_count(

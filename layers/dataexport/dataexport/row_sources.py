@@ -41,6 +41,12 @@ class RowSource(Protocol):
 
     def stream(self, export: ResolvedExport, scope: RowScope) -> Iterator[list[list[Any]]]: ...
 
+    def first_rows(self, export: ResolvedExport, scope: RowScope, limit: int) -> list[list[Any]]:
+        """The export's first `limit` rows, in its order (a preview)."""
+
+    def estimate(self, export: ResolvedExport, scope: RowScope, bound: int) -> Estimate:
+        """How many rows the export has: counted up to `bound`, estimated beyond."""
+
     def write(
         self,
         export: ResolvedExport,
@@ -50,6 +56,12 @@ class RowSource(Protocol):
         span: Span = WHOLE_EXPORT,
     ) -> None:
         """Feed every row of `span` in scope to the open `writer`, the fastest way both allow."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    rows: int
+    exact: bool
 
 
 RowSourceFor = Callable[[Dataset], RowSource]
@@ -94,6 +106,19 @@ class PostgresRows:
         self, export: ResolvedExport, scope: RowScope, span: Span = WHOLE_EXPORT
     ) -> Iterator[list[list[Any]]]:
         return self._reader.stream(export.select(scope, span=span))
+
+    def first_rows(self, export: ResolvedExport, scope: RowScope, limit: int) -> list[list[Any]]:
+        return [
+            row
+            for batch in self._reader.stream(export.select(scope, limit=limit), batch_rows=limit)
+            for row in batch
+        ]
+
+    def estimate(self, export: ResolvedExport, scope: RowScope, bound: int) -> Estimate:
+        counted_rows = self._reader.count(export.bounded_count(scope, bound))
+        if counted_rows < bound:
+            return Estimate(counted_rows, exact=True)
+        return Estimate(max(bound, self._reader.planned_rows(export.select(scope))), exact=False)
 
     def copy_plan(
         self, export: ResolvedExport, scope: RowScope, writer: FormatWriter
@@ -144,6 +169,23 @@ class WholeStreamRows(ABC):
         self, export: ResolvedExport, scope: RowScope, segment_rows: int, max_segments: int
     ) -> RowsPlan:
         return RowsPlan(self.count(export, scope))
+
+    def first_rows(self, export: ResolvedExport, scope: RowScope, limit: int) -> list[list[Any]]:
+        batches = self.stream(export, scope)
+        rows: list[list[Any]] = []
+        try:
+            for batch in batches:
+                rows += batch[: limit - len(rows)]
+                if len(rows) >= limit:
+                    break
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+        return rows
+
+    def estimate(self, export: ResolvedExport, scope: RowScope, bound: int) -> Estimate:
+        return Estimate(self.count(export, scope), exact=True)
 
     def write(
         self,

@@ -209,6 +209,12 @@ class PostgresReader:
     def count(self, query: BoundQuery) -> int:
         return int(self.fetch(query)[0][0])
 
+    def planned_rows(self, query: BoundQuery) -> int:
+        """PostgreSQL's own estimate of the rows `query` returns (EXPLAIN, not run)."""
+        plan = self.fetch(BoundQuery(f"EXPLAIN (FORMAT JSON) {query.sql}", query.params))[0][0]
+        document = json.loads(plan) if isinstance(plan, str) else plan
+        return int(document[0]["Plan"]["Plan Rows"])
+
     def fetch(self, query: BoundQuery) -> list[list[Any]]:
         """All rows of a small query (counts, plans), read at once."""
         with self._connection() as connection:

@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from pydantic import ValidationError
 
 from dataexport import components
 from dataexport.adapters.audit_store import AuditTrail
@@ -20,6 +21,7 @@ from dataexport.audit import AuditEventType
 from dataexport.config import ApiConfig, cached_config
 from dataexport.errors import (
     DataExportError,
+    InvalidRequest,
     PermissionDenied,
     RateLimitExceeded,
     Unauthenticated,
@@ -49,6 +51,7 @@ def export_services() -> ExportServices:
         download_url_ttl_seconds=config.download_url_ttl_seconds,
         exports_per_hour=config.exports_per_hour,
         tenant_exports_per_hour=dict(config.tenant_exports_per_hour),
+        rows_for=components.row_sources(config),
     )
 
 
@@ -154,6 +157,71 @@ def list_exports(
     return _json(
         200, {"items": [job_view(job) for job in page.jobs], "next_cursor": page.next_cursor}
     )
+
+
+@router.get("/v1/exports/preview")
+def preview_export(
+    *,
+    dataset: Annotated[str, Query(min_length=1, max_length=64)],
+    format: Annotated[str, Query(max_length=16)] = "csv",
+    fields: Annotated[str | None, Query(max_length=8192, description="Comma-separated")] = None,
+    filters: Annotated[
+        str | None, Query(max_length=16384, description="JSON array, as in POST /v1/exports")
+    ] = None,
+    preset: Annotated[str | None, Query(max_length=16)] = None,
+    start: Annotated[str | None, Query(max_length=64)] = None,
+    end: Annotated[str | None, Query(max_length=64)] = None,
+    options: Annotated[
+        str | None, Query(max_length=4096, description="JSON object, as in POST /v1/exports")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> Response[str]:
+    time_range = {
+        key: value
+        for key, value in (("preset", preset), ("start", start), ("end", end))
+        if value is not None
+    }
+    body = {
+        "dataset": dataset,
+        "format": format,
+        "fields": None if fields is None else [name.strip() for name in fields.split(",")],
+        "filters": _json_parameter("filters", filters, []),
+        "time_range": time_range or None,
+        "options": _json_parameter("options", options, {}),
+    }
+    request = validated_request(body)
+    preview = exports.preview_export(tenant_user(), request, limit, export_services())
+    return _json(
+        200,
+        {
+            "dataset": request.dataset,
+            "format": request.format,
+            "content": preview.content,
+            "rows": preview.rows,
+            "estimated_rows": preview.estimated_rows,
+            "estimated_rows_exact": preview.estimated_rows_exact,
+            "estimated_bytes": preview.estimated_bytes,
+        },
+    )
+
+
+def _json_parameter(name: str, raw: str | None, default: Any) -> Any:
+    if raw is None:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise InvalidRequest(name, f"{name} must be JSON.") from None
+
+
+def validated_request(body: dict[str, Any]) -> ExportRequest:
+    """`body` as an ExportRequest; the first problem as an InvalidRequest naming its field."""
+    try:
+        return ExportRequest.model_validate(body)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = ".".join(str(part) for part in problem.get("loc", ())) or "request"
+        raise InvalidRequest(field, f"{field}: {problem.get('msg', 'invalid')}") from None
 
 
 @router.get("/v1/exports/stats")

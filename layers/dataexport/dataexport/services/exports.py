@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -39,7 +40,9 @@ from dataexport.export_job import (
 )
 from dataexport.export_request import ExportRequest, ResolvedExport, resolve_export
 from dataexport.identity import DATA_EXPORT_PERMISSION, Caller, RequestOrigin
+from dataexport.query_builder import RowScope
 from dataexport.rate_limit import RateDecision, limit_for
+from dataexport.row_sources import RowSourceFor
 from dataexport.services.export_files import clear_staging, manifest_file_name, remove_files
 from dataexport.services.export_queue import ExportQueue
 
@@ -64,6 +67,7 @@ class ExportServices:
     download_url_ttl_seconds: int
     exports_per_hour: int
     tenant_exports_per_hour: dict[str, int]
+    rows_for: RowSourceFor | None = None
 
     def rate_limit_for(self, org_id: str) -> int:
         return limit_for(org_id, self.exports_per_hour, self.tenant_exports_per_hour)
@@ -214,7 +218,7 @@ def create_export(
             else None
         ),
         options=request.options.model_dump(),
-        owner_scoped=not caller.is_admin and resolved.dataset.owner_column is not None,
+        owner_scoped=_owner_scoped(caller, resolved),
         request_hash=digest,
         file_name=file_name_for(job_id, resolved),
         created_at=now,
@@ -259,6 +263,69 @@ def list_exports(
     if caller.is_admin:
         return services.jobs.list_for_org(caller.org_id, limit, cursor)
     return services.jobs.list_for_owner(caller.org_id, caller.user_id, limit, cursor)
+
+
+# A preview counts rows exactly up to this many, and asks PostgreSQL's planner beyond.
+PREVIEW_COUNT_BOUND = 100_000
+
+
+@dataclass(frozen=True)
+class ExportPreview:
+    content: str
+    rows: int
+    estimated_rows: int
+    estimated_rows_exact: bool
+    estimated_bytes: int
+
+
+def preview_export(
+    caller: Caller, request: ExportRequest, limit: int, services: ExportServices
+) -> ExportPreview:
+    """The first `limit` rows of a request, formatted exactly as its file would hold them
+    (uncompressed), and how many rows and bytes the whole export would have; no job."""
+    _require_export_permission(caller)
+    if services.rows_for is None:
+        raise RuntimeError("previews need a row source")
+    resolved = resolve_export(request, services.catalog, caller, utc_now())
+    scope = RowScope(
+        org_id=caller.org_id,
+        owner_id=caller.user_id if _owner_scoped(caller, resolved) else None,
+    )
+    source = services.rows_for(resolved.dataset)
+    rows = source.first_rows(resolved, scope, limit)
+    estimate = source.estimate(resolved, scope, PREVIEW_COUNT_BOUND)
+    content = _formatted(resolved, rows)
+    framing = len(_formatted(resolved, []))
+    per_row = (len(content) - framing) / len(rows) if rows else 0
+    return ExportPreview(
+        content=content.decode("utf-8"),
+        rows=len(rows),
+        estimated_rows=estimate.rows,
+        estimated_rows_exact=estimate.exact,
+        estimated_bytes=framing + round(per_row * estimate.rows),
+    )
+
+
+def _formatted(resolved: ResolvedExport, rows: list[list[Any]]) -> bytes:
+    sink = _Buffer()
+    writer = resolved.writer(resolved.columns, resolved.options, sink)
+    writer.open()
+    writer.write_rows(rows)
+    writer.close()
+    return bytes(sink.data)
+
+
+class _Buffer:
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+
+def _owner_scoped(caller: Caller, resolved: ResolvedExport) -> bool:
+    """Members see only their own rows of datasets that have an owner."""
+    return not caller.is_admin and resolved.dataset.owner_column is not None
 
 
 # Stats read at most this many jobs; beyond, the answer says it is truncated.
