@@ -3,6 +3,7 @@ shown on the job, and holding exactly the rows PostgreSQL has in that window."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -80,3 +81,46 @@ def test_an_unknown_preset_or_a_preset_with_bounds_is_refused(runtime: Any) -> N
     )
     assert with_bounds.status == 400
     assert with_bounds.json()["detail"]["field"] == "time_range"
+
+
+def test_a_json_export_can_carry_the_seeds_metadata_header(runtime: Any) -> None:
+    # Given the same JSON export asked for with and without its metadata header
+    client = ApiClient(runtime.api_url, runtime.token("usr_acme_admin", "org_acme", "admin"))
+    request: dict[str, Any] = {
+        "dataset": "usage_logs",
+        "format": "json",
+        "fields": ["created_at", "user_name", "total_tokens"],
+        "time_range": {"preset": "30d"},
+        "options": {"timezone": "Europe/Berlin"},
+    }
+    wrapped_job = client.create_export(
+        {**request, "options": {**request["options"], "metadata": True}}
+    )
+    plain_job = client.create_export(request)
+    wrapped, plain = (
+        client.wait_for(job["id"], {"completed", "failed"}) for job in (wrapped_job, plain_job)
+    )
+    assert wrapped["status"] == plain["status"] == "completed"
+
+    # When both are downloaded
+    document = json.loads(client.download(wrapped["id"])[1].body)
+    rows = json.loads(client.download(plain["id"])[1].body)
+
+    # Then the wrapped one holds the same rows under "data", after metadata saying what it is
+    assert list(document) == ["metadata", "data"]
+    assert document["data"] == rows and rows
+    metadata = document["metadata"]
+    zone = ZoneInfo("Europe/Berlin")
+    created_at = datetime.fromisoformat(wrapped["created_at"])
+    start, end = preset_bounds(TimePreset.LAST_30_DAYS, zone, created_at)
+    assert start is not None and end is not None
+    assert metadata["time_range"] == "30d"
+    assert datetime.fromisoformat(metadata["start_date"]) == start
+    assert datetime.fromisoformat(metadata["end_date"]) == end
+    assert (
+        datetime.fromisoformat(metadata["start_date"]).utcoffset()
+        == start.astimezone(zone).utcoffset()
+    )
+    assert datetime.fromisoformat(metadata["export_date"]) == created_at
+    assert (metadata["dataset"], metadata["timezone"]) == ("usage_logs", "Europe/Berlin")
+    assert metadata["fields"] == request["fields"]

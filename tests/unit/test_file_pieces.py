@@ -4,6 +4,7 @@ the size limit."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 import pytest
@@ -145,3 +146,21 @@ def test_pieces_are_a_quarter_of_the_file_limit() -> None:
 def test_numbered_file_names_keep_every_extension() -> None:
     name = "usage_logs-20260101-20260201-exp_1.csv.gz"
     assert numbered_file_name(name, 3) == "usage_logs-20260101-20260201-exp_1-part-00003.csv.gz"
+
+
+def test_json_with_a_metadata_header_frames_pieces_and_empty_files_alike() -> None:
+    options = FormatOptions(metadata={"dataset": "usage_logs", "time_range": "7d"})
+    sink = CuttingSink(limit=400)
+    instance = one_row_chunks(JsonWriter)(COLUMNS, options, sink, PIECE)
+    instance.open()
+    instance.write_rows(iter(MANY_ROWS))
+    instance.close()
+    framing = instance.file_framing()
+    joined = framing.opening + framing.separator.join(sink.pieces) + framing.closing
+    whole, _ = render(JsonWriter, MANY_ROWS, options)
+    assert joined == whole
+    document = json.loads(whole)
+    assert document["metadata"] == {"dataset": "usage_logs", "time_range": "7d"}
+    assert len(document["data"]) == len(MANY_ROWS)
+    empty, _ = render(JsonWriter, [], options)
+    assert json.loads(empty) == {"metadata": options.metadata, "data": []}

@@ -6,8 +6,8 @@ and inside the steps (from the stored, normalised request), so both always agree
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,6 +19,7 @@ from dataexport.errors import DatasetNotFound, InvalidRequest, PermissionDenied
 from dataexport.filters import FilterClause, TimeWindow, parse_filters, parse_time_window
 from dataexport.formats import get_format
 from dataexport.formats.compression import Compression
+from dataexport.formats.value_text import timestamp_text
 from dataexport.formats.writer import (
     MAX_DECIMAL_PLACES,
     FormatOptions,
@@ -80,6 +81,13 @@ class ExportOptionsInput(BaseModel):
     bom: bool = Field(default=True, description="Start the file with a UTF-8 BOM (for Excel).")
     delimiter: Literal[",", ";", "\t", "|"] = Field(default=",", description="Cell separator.")
     line_ending: Literal["crlf", "lf"] = Field(default="crlf", description="Line ending.")
+    metadata: bool = Field(
+        default=False,
+        description=(
+            'JSON: wrap the rows as {"metadata": {...}, "data": [...]}, the metadata saying '
+            "when the export was made, of what, and for which time range."
+        ),
+    )
     decimal_places: int | None = Field(
         default=None,
         ge=0,
@@ -193,6 +201,34 @@ def resolve_options(raw: ExportOptionsInput) -> FormatOptions:
     )
 
 
+def metadata_header(
+    request: ExportRequest,
+    fields: list[str],
+    window: TimeWindow,
+    options: FormatOptions,
+    now: datetime | None,
+) -> dict[str, Any]:
+    """What a JSON export's `metadata` object says (the seeds' shape), times in its zone."""
+
+    def local(moment: datetime | None) -> str | None:
+        return None if moment is None else timestamp_text(moment, options.timezone)
+
+    preset = request.time_range.preset if request.time_range else None
+    if preset is None:
+        preset = TimePreset.CUSTOM if window.is_bounded else TimePreset.ALL_TIME
+    return {
+        "export_date": local(now or datetime.now(UTC)),
+        "dataset": request.dataset,
+        "time_range": (preset or TimePreset.CUSTOM).value
+        if window.is_bounded or preset
+        else TimePreset.ALL_TIME.value,
+        "start_date": local(window.start),
+        "end_date": local(window.end),
+        "timezone": options.timezone.key,
+        "fields": fields,
+    }
+
+
 def resolve_export(
     request: ExportRequest,
     catalog: Catalog,
@@ -215,16 +251,20 @@ def resolve_export(
             {"dataset": request.dataset},
         )
     options = resolve_options(request.options)
+    fields = resolve_fields(dataset, request.fields)
+    window = parse_time_window(
+        request.time_range.model_dump() if request.time_range else None,
+        dataset,
+        options.timezone,
+        now,
+    )
+    if request.options.metadata:
+        options = replace(options, metadata=metadata_header(request, fields, window, options, now))
     return ResolvedExport(
         dataset=dataset,
-        fields=resolve_fields(dataset, request.fields),
+        fields=fields,
         filters=parse_filters([item.model_dump() for item in request.filters], dataset),
-        window=parse_time_window(
-            request.time_range.model_dump() if request.time_range else None,
-            dataset,
-            options.timezone,
-            now,
-        ),
+        window=window,
         writer=get_format(request.format),
         options=options,
         compression=request.compression,

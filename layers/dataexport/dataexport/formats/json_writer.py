@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from dataexport.formats import value_text
 from dataexport.formats.json_values import JsonObjectsWriter
 from dataexport.formats.writer import LineFraming
 
@@ -21,22 +22,33 @@ class JsonWriter(JsonObjectsWriter):
     media_type: ClassVar[str] = "application/json"
     copy_framing: ClassVar[LineFraming] = LineFraming.JSON_ARRAY
     row_separator: ClassVar[str] = ",\n"
+    option_names: ClassVar[tuple[str, ...]] = ("timezone", "metadata")
 
     def _begin(self) -> str:
         # Rows of a later part continue the array the first part opened.
         self._separator = self._first_separator()
-        return "[" if self.position.first else ""
+        return self._array_opening() if self.position.first else ""
+
+    def _end(self) -> str:
+        return self._file_closing() if self.position.last else ""
 
     def _file_opening(self) -> str:
-        return "[\n"
+        return self._array_opening() + "\n"
 
     def _file_closing(self) -> str:
-        return "\n]\n"
+        return "\n]\n" if self.options.metadata is None else "\n]}\n"
+
+    def _array_opening(self) -> str:
+        # The seeds' shape: {"metadata": {...}, "data": [rows]} when asked for.
+        if self.options.metadata is None:
+            return "["
+        return (
+            '{"metadata":'
+            + value_text.JSON_TEXT_ENCODER.encode(self.options.metadata)
+            + ',"data":['
+        )
 
     def _row(self, row: Sequence[Any]) -> str:
         text = self._separator + self._encode(row)
         self._separator = ",\n"
         return text
-
-    def _end(self) -> str:
-        return "\n]\n" if self.position.last else ""

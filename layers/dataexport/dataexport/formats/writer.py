@@ -57,6 +57,8 @@ class FormatOptions:
     line_ending: str = "\r\n"
     # Decimal and float cells rounded to this many places (None: as they are).
     decimal_places: int | None = None
+    # JSON: the object the rows are wrapped with, {"metadata": ..., "data": [...]} (None: none).
+    metadata: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.delimiter not in DELIMITERS:
