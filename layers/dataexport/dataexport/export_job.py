@@ -151,7 +151,10 @@ class ExportJob(BaseModel):
     parts: list[PartSummary] = Field(default_factory=list)
     # The file, or for a split export its manifest.json (sha256 and bytes are the manifest's).
     s3_key: str | None = None
+    # A split export's first files (JOB_FILES_LISTED at most: the record has a size limit) and
+    # how many there are; manifest.json lists them all.
     files: list[ExportFile] = Field(default_factory=list)
+    file_count: int = Field(default=0, ge=0)
     file_name: str
     execution_arn: str | None = None
     error: JobError | None = None
@@ -160,6 +163,14 @@ class ExportJob(BaseModel):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     expires_at: datetime | None = None
+
+    @property
+    def is_split(self) -> bool:
+        return self.file_count > 0
+
+    def file(self, number: int) -> ExportFile | None:
+        """File `number` of a split export as listed, or None if it is not listed."""
+        return next((file for file in self.files if file.number == number), None)
 
     @property
     def is_live(self) -> bool:
@@ -201,6 +212,7 @@ def export_key(job: ExportJob, file_name: str | None = None) -> str:
 
 
 MANIFEST_NAME = "manifest.json"
+JOB_FILES_LISTED = 100
 
 
 def numbered_file_name(file_name: str, number: int) -> str:

@@ -104,6 +104,7 @@ class ExportJobItem(Model):
     parts = JSONAttribute(null=True)
     s3_key = UnicodeAttribute(null=True)
     files = JSONAttribute(null=True)
+    file_count = NumberAttribute(null=True)
     file_name = UnicodeAttribute()
     execution_arn = UnicodeAttribute(null=True)
     error = JSONAttribute(null=True)
@@ -309,6 +310,7 @@ class JobStore:
             parts=[part.model_dump() for part in job.parts],
             s3_key=job.s3_key,
             files=[file.model_dump() for file in job.files],
+            file_count=job.file_count or None,
             file_name=job.file_name,
             execution_arn=job.execution_arn,
             error=job.error.model_dump() if job.error else None,
@@ -346,6 +348,7 @@ class JobStore:
             parts=[PartSummary.model_validate(part) for part in item.parts or []],
             s3_key=item.s3_key,
             files=[ExportFile.model_validate(file) for file in item.files or []],
+            file_count=int(item.file_count or 0),
             file_name=item.file_name,
             execution_arn=item.execution_arn,
             error=JobError.model_validate(item.error) if item.error else None,

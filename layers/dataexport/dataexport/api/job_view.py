@@ -46,6 +46,8 @@ def job_view(job: ExportJob) -> dict[str, Any]:
         "sha256": job.sha256,
         "file_name": job.file_name,
         "max_file_size_mb": job.max_file_size_mb,
+        # The first files only, for a split export of very many: manifest.json has them all.
+        "file_count": job.file_count,
         "files": [
             {
                 **file.public_view(),

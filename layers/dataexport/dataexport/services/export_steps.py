@@ -26,6 +26,7 @@ from dataexport.audit import AuditEventType
 from dataexport.catalog.loader import Catalog
 from dataexport.errors import DataExportError, ExportCancelled, IllegalTransition
 from dataexport.export_job import (
+    JOB_FILES_LISTED,
     ExportFile,
     ExportJob,
     ExportStatus,
@@ -437,7 +438,8 @@ def complete_export(
         job_id,
         ExportStatus.COMPLETED,
         s3_key=stored.key,
-        files=files,
+        files=files[:JOB_FILES_LISTED],
+        file_count=len(files),
         parts=ordered,
         rows_exported=rows,
         rows_total=rows,

@@ -35,7 +35,9 @@ from dataexport.export_job import (
     ExportJob,
     ExportStatus,
     JobError,
+    export_key,
     new_job_id,
+    numbered_file_name,
     utc_now,
 )
 from dataexport.export_request import ExportRequest, ResolvedExport, resolve_export
@@ -406,17 +408,21 @@ def _download_target(job: ExportJob, file_number: int | None) -> tuple[str, str]
     """The S3 key and download name of what was asked for."""
     assert job.s3_key is not None
     if file_number is None:
-        return job.s3_key, manifest_file_name(job) if job.files else job.file_name
-    for file in job.files:
-        if file.number == file_number:
-            return file.s3_key, file.file_name
-    if not job.files:
+        return job.s3_key, manifest_file_name(job) if job.is_split else job.file_name
+    if not job.is_split:
         raise InvalidRequest("file", f"Export {job.id} is one file; ask for it without `file`.")
-    raise InvalidRequest(
-        "file",
-        f"Export {job.id} has files 1 to {len(job.files)}; there is no file {file_number}.",
-        {"files": len(job.files)},
-    )
+    if not 1 <= file_number <= job.file_count:
+        raise InvalidRequest(
+            "file",
+            f"Export {job.id} has files 1 to {job.file_count}; there is no file {file_number}.",
+            {"files": job.file_count},
+        )
+    listed = job.file(file_number)
+    if listed is not None:
+        return listed.s3_key, listed.file_name
+    # Past the files the job lists: named as every file is (the manifest has them all).
+    name = numbered_file_name(job.file_name, file_number)
+    return export_key(job, name), name
 
 
 def cancel_export(
