@@ -257,11 +257,6 @@ class PieceSink:
         self._written = 0
         self._rows_before_current = 0
 
-    @property
-    def keys(self) -> list[str]:
-        """Every piece's key so far, the one being written included."""
-        return [piece.stored.key for piece in self._finished] + [self._current.key]
-
     def write(self, data: bytes) -> None:
         self._current.write(data)
         self._written += len(data)

@@ -107,6 +107,17 @@ class BinarySink(Protocol):
     def write(self, data: bytes) -> None: ...
 
 
+class BufferSink:
+    """A sink that keeps what it is given in memory: for small outputs only (a preview, an
+    empty file, a format's framing)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+
 @runtime_checkable
 class PieceCutter(Protocol):
     """A sink whose output is cut into pieces, each between two rows."""
@@ -318,6 +329,21 @@ class FormatWriter(ABC):
         elif self._state == "new":
             raise RuntimeError(f"{type(self).__name__} was never opened")
         return WriteSummary(rows=self._rows, bytes=self._bytes)
+
+    @classmethod
+    def whole_file(
+        cls,
+        columns: Sequence[OutputColumn],
+        options: FormatOptions,
+        rows: Iterable[Sequence[Any]],
+    ) -> bytes:
+        """A whole file of `rows`, written in memory (a few rows: previews, empty files)."""
+        sink = BufferSink()
+        writer = cls(columns, options, sink)
+        writer.open()
+        writer.write_rows(rows)
+        writer.close()
+        return bytes(sink.data)
 
     def file_framing(self) -> FileFraming:
         """The opening, separator and closing that join pieces (PIECE) into a whole file."""

@@ -28,6 +28,7 @@ from dataexport.export_job import (
 )
 from dataexport.export_request import ResolvedExport
 from dataexport.formats.compression import compressed
+from dataexport.formats.writer import BufferSink
 
 MANIFEST_MEDIA_TYPE = "application/json"
 # Pieces are a quarter of the file limit: packed in order, every file but the last is then at
@@ -117,7 +118,7 @@ class _Framing:
 
     @classmethod
     def store(cls, job: ExportJob, resolved: ResolvedExport, objects: ObjectStore) -> _Framing:
-        framing = resolved.writer(resolved.columns, resolved.options, _Discard()).file_framing()
+        framing = resolved.writer(resolved.columns, resolved.options, BufferSink()).file_framing()
 
         def stored(name: str, text: bytes) -> StoredObject | None:
             if not text:
@@ -147,7 +148,10 @@ class _Framing:
         if not pieces:  # an export without rows: the format's own empty file
             return self.objects.put(
                 key,
-                compressed(resolved.compression, _empty_file(resolved)),
+                compressed(
+                    resolved.compression,
+                    resolved.writer.whole_file(resolved.columns, resolved.options, []),
+                ),
                 resolved.media_type,
                 content_disposition(file_name),
             )
@@ -225,26 +229,3 @@ def remove_files(job: ExportJob, objects: ObjectStore) -> None:
 
 def _size(stored: StoredObject | None) -> int:
     return 0 if stored is None else stored.bytes
-
-
-class _Discard:
-    """A writer's sink where nothing is written: only its framing is asked for."""
-
-    def write(self, data: bytes) -> None:
-        return None
-
-
-class _Collect:
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def write(self, data: bytes) -> None:
-        self.data += data
-
-
-def _empty_file(resolved: ResolvedExport) -> bytes:
-    sink = _Collect()
-    writer = resolved.writer(resolved.columns, resolved.options, sink)
-    writer.open()
-    writer.close()
-    return bytes(sink.data)

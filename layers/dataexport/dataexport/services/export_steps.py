@@ -225,6 +225,7 @@ def plan_export(
         Partition(job_id, index, len(partitions_bounds), partition_bounds)
         for index, partition_bounds in enumerate(partitions_bounds)
     ]
+    distributed = len(partitions) > splitting.distributed_partitions
     logger.info(
         "Export planned",
         extra={
@@ -232,10 +233,9 @@ def plan_export(
             "rows_total": planned.rows_total,
             "segments": len(bounds) - 1,
             "partitions": len(partitions),
-            "distributed": len(partitions) > splitting.distributed_partitions,
+            "distributed": distributed,
         },
     )
-    distributed = len(partitions) > splitting.distributed_partitions
     concurrency = (
         splitting.distributed_max_concurrency if distributed else splitting.max_concurrency
     )
@@ -421,19 +421,18 @@ def complete_export(
     files: list[ExportFile] = []
     if resolved.max_file_bytes is not None:
         files = assemble_files(job, resolved, pieces, objects)
-        total_bytes = sum(file.bytes for file in files)
         stored = put_manifest(job, resolved, files, objects, completed_at)
+    elif written_in_pieces(resolved):
+        stored = assemble_whole_file(job, resolved, pieces, objects)
     else:
-        if written_in_pieces(resolved):
-            stored = assemble_whole_file(job, resolved, pieces, objects)
-        else:
-            stored = objects.assemble(
-                [StoredObject(piece.key, piece.bytes, piece.sha256) for piece in pieces],
-                export_key(job),
-                resolved.media_type,
-                content_disposition(job.file_name),
-            )
-        total_bytes = stored.bytes
+        stored = objects.assemble(
+            [StoredObject(piece.key, piece.bytes, piece.sha256) for piece in pieces],
+            export_key(job),
+            resolved.media_type,
+            content_disposition(job.file_name),
+        )
+    # A split export's size is its files' (the object stored last is its manifest).
+    total_bytes = sum(file.bytes for file in files) if files else stored.bytes
     completed = jobs.transition(
         job_id,
         ExportStatus.COMPLETED,

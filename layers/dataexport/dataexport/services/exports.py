@@ -8,7 +8,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -69,7 +68,7 @@ class ExportServices:
     download_url_ttl_seconds: int
     exports_per_hour: int
     tenant_exports_per_hour: dict[str, int]
-    rows_for: RowSourceFor | None = None
+    rows_for: RowSourceFor
 
     def rate_limit_for(self, org_id: str) -> int:
         return limit_for(org_id, self.exports_per_hour, self.tenant_exports_per_hour)
@@ -106,6 +105,13 @@ def file_name_for(job_id: str, resolved: ResolvedExport) -> str:
     return f"{resolved.dataset.name}-{start}-{end}-{job_id}.{extension}"
 
 
+def stored_time_range(request: ExportRequest) -> dict[str, str] | None:
+    """The request's time range as the job keeps it: only the keys it gave."""
+    if request.time_range is None:
+        return None
+    return request.time_range.model_dump(mode="json", exclude_none=True)
+
+
 def request_hash(request: ExportRequest, resolved: ResolvedExport) -> str:
     """A digest that is equal for requests that would export the same thing."""
     normalized = {
@@ -117,11 +123,7 @@ def request_hash(request: ExportRequest, resolved: ResolvedExport) -> str:
         "filters": sorted(
             json.dumps(item.model_dump(), sort_keys=True, default=str) for item in request.filters
         ),
-        "time_range": (
-            request.time_range.model_dump(mode="json", exclude_none=True)
-            if request.time_range
-            else None
-        ),
+        "time_range": stored_time_range(request),
         "options": request.options.model_dump(),
     }
     return hashlib.sha256(json.dumps(normalized, sort_keys=True).encode()).hexdigest()
@@ -214,11 +216,7 @@ def create_export(
         max_file_size_mb=request.max_file_size_mb,
         fields=resolved.fields,
         filters=[item.model_dump() for item in request.filters],
-        time_range=(
-            request.time_range.model_dump(mode="json", exclude_none=True)
-            if request.time_range
-            else None
-        ),
+        time_range=stored_time_range(request),
         options=request.options.model_dump(),
         owner_scoped=_owner_scoped(caller, resolved),
         request_hash=digest,
@@ -286,8 +284,6 @@ def preview_export(
     """The first `limit` rows of a request, formatted exactly as its file would hold them
     (uncompressed), and how many rows and bytes the whole export would have; no job."""
     _require_export_permission(caller)
-    if services.rows_for is None:
-        raise RuntimeError("previews need a row source")
     resolved = resolve_export(request, services.catalog, caller, utc_now())
     scope = RowScope(
         org_id=caller.org_id,
@@ -296,8 +292,8 @@ def preview_export(
     source = services.rows_for(resolved.dataset)
     rows = source.first_rows(resolved, scope, limit)
     estimate = source.estimate(resolved, scope, PREVIEW_COUNT_BOUND)
-    content = _formatted(resolved, rows)
-    framing = len(_formatted(resolved, []))
+    content = resolved.writer.whole_file(resolved.columns, resolved.options, rows)
+    framing = len(resolved.writer.whole_file(resolved.columns, resolved.options, []))
     per_row = (len(content) - framing) / len(rows) if rows else 0
     return ExportPreview(
         content=content.decode("utf-8"),
@@ -306,23 +302,6 @@ def preview_export(
         estimated_rows_exact=estimate.exact,
         estimated_bytes=framing + round(per_row * estimate.rows),
     )
-
-
-def _formatted(resolved: ResolvedExport, rows: list[list[Any]]) -> bytes:
-    sink = _Buffer()
-    writer = resolved.writer(resolved.columns, resolved.options, sink)
-    writer.open()
-    writer.write_rows(rows)
-    writer.close()
-    return bytes(sink.data)
-
-
-class _Buffer:
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def write(self, data: bytes) -> None:
-        self.data += data
 
 
 def _owner_scoped(caller: Caller, resolved: ResolvedExport) -> bool:
