@@ -15,7 +15,9 @@ from dataexport.formats import FORMATS, get_format
 from dataexport.formats.csv_writer import CsvWriter
 from dataexport.formats.json_writer import JsonWriter
 from dataexport.formats.ndjson_writer import NdjsonWriter
+from dataexport.formats.parquet_writer import ParquetWriter
 from dataexport.formats.writer import FormatOptions, OutputColumn, PartPosition
+from dataexport.formats.xlsx_writer import XlsxWriter
 from tests.unit.format_samples import COLUMNS, ROWS, render, render_in_parts
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -112,12 +114,20 @@ def test_a_middle_part_has_no_brackets() -> None:
 
 
 def test_the_registry_names_every_format() -> None:
-    assert dict(FORMATS) == {"csv": CsvWriter, "json": JsonWriter, "ndjson": NdjsonWriter}
+    assert dict(FORMATS) == {
+        "csv": CsvWriter,
+        "json": JsonWriter,
+        "ndjson": NdjsonWriter,
+        "xlsx": XlsxWriter,
+        "parquet": ParquetWriter,
+    }
     assert get_format("json") is JsonWriter
     assert {(w.extension, w.media_type) for w in FORMATS.values()} == {
         ("csv", "text/csv; charset=utf-8"),
         ("json", "application/json"),
         ("ndjson", "application/x-ndjson"),
+        ("xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        ("parquet", "application/vnd.apache.parquet"),
     }
 
 

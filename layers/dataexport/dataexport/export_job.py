@@ -74,6 +74,9 @@ class StagedPiece(BaseModel):
     rows: int = Field(ge=0)
     bytes: int = Field(ge=0)
     sha256: str
+    # Formats that deflate their pieces themselves (xlsx): the text's size and CRC-32.
+    raw_bytes: int | None = Field(default=None, ge=0)
+    crc32: int | None = Field(default=None, ge=0)
 
 
 class SegmentSummary(BaseModel):

@@ -229,6 +229,19 @@ def metadata_header(
     }
 
 
+def _check_container_format(writer: type[FormatWriter], request: ExportRequest) -> None:
+    """Formats that are containers compress inside themselves and make one file."""
+    if writer.compresses_itself and request.compression is not Compression.NONE:
+        raise InvalidRequest(
+            "compression",
+            f"{writer.name} files are compressed inside already; compression must be none.",
+        )
+    if writer.assembles_pieces and request.max_file_size_mb is not None:
+        raise InvalidRequest(
+            "max_file_size_mb", f"{writer.name} exports are one file; they cannot be split."
+        )
+
+
 def resolve_export(
     request: ExportRequest,
     catalog: Catalog,
@@ -260,12 +273,14 @@ def resolve_export(
     )
     if request.options.metadata:
         options = replace(options, metadata=metadata_header(request, fields, window, options, now))
+    writer = get_format(request.format)
+    _check_container_format(writer, request)
     return ResolvedExport(
         dataset=dataset,
         fields=fields,
         filters=parse_filters([item.model_dump() for item in request.filters], dataset),
         window=window,
-        writer=get_format(request.format),
+        writer=writer,
         options=options,
         compression=request.compression,
         max_file_bytes=None if request.max_file_size_mb is None else request.max_file_size_mb * MB,

@@ -78,11 +78,14 @@ class MultipartSink:
         key: str,
         content_type: str = "application/octet-stream",
         compression: Compression = Compression.NONE,
+        *,
+        content_disposition: str = "inline",
     ) -> None:
         self._client = client
         self._bucket = bucket
         self._key = key
         self._content_type = content_type
+        self._content_disposition = content_disposition
         self._compressor = compressor(compression)
         self._digest = hashlib.sha256()
         self._size = 0
@@ -119,6 +122,7 @@ class MultipartSink:
                 Key=self._key,
                 Body=self._buffer[:],  # type: ignore[arg-type]  # as in _upload_part
                 ContentType=self._content_type,
+                ContentDisposition=self._content_disposition,
             )
         else:
             if self._buffer:
@@ -194,7 +198,10 @@ class MultipartSink:
     def _submit_part(self, body: bytearray) -> None:
         if self._upload_id is None:
             created = self._client.create_multipart_upload(
-                Bucket=self._bucket, Key=self._key, ContentType=self._content_type
+                Bucket=self._bucket,
+                Key=self._key,
+                ContentType=self._content_type,
+                ContentDisposition=self._content_disposition,
             )
             self._upload_id = created["UploadId"]
         number = len(self._parts) + len(self._in_flight) + 1
@@ -301,7 +308,12 @@ class _PartList:
         self._parts: list[CompletedPartTypeDef] = []
         self._gathered = bytearray()
 
-    def add(self, piece: StoredObject) -> None:
+    def add(self, piece: StoredObject | bytes) -> None:
+        if isinstance(piece, bytes):
+            self._gathered += piece
+            if len(self._gathered) >= MIN_COPY_PART_SIZE:
+                self._upload_gathered()
+            return
         offset = 0
         if self._gathered:
             # Top up the gathered bytes to a valid part before copying anything.
@@ -383,9 +395,25 @@ class ObjectStore:
         self._client = s3_client(region)
 
     def open_sink(
-        self, key: str, content_type: str, compression: Compression = Compression.NONE
+        self,
+        key: str,
+        content_type: str,
+        compression: Compression = Compression.NONE,
+        content_disposition: str = "inline",
     ) -> MultipartSink:
-        return MultipartSink(self._client, self._bucket, key, content_type, compression)
+        return MultipartSink(
+            self._client,
+            self._bucket,
+            key,
+            content_type,
+            compression,
+            content_disposition=content_disposition,
+        )
+
+    def read(self, key: str) -> bytes:
+        """A whole object (a staged piece of bounded size)."""
+        data: bytes = self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        return data
 
     def open_pieces(
         self,
@@ -415,27 +443,29 @@ class ObjectStore:
 
     def assemble(
         self,
-        pieces: Sequence[StoredObject],
+        pieces: Sequence[StoredObject | bytes],
         target_key: str,
         content_type: str,
         content_disposition: str,
     ) -> StoredObject:
         """Join `pieces` in order into one object, server-side: pieces of 5 MiB or more are
         copied by S3 itself (UploadPartCopy); smaller ones, which S3 does not accept as parts,
-        are read and gathered into parts of their own. The sha256 is the joined object's."""
+        are read and gathered into parts of their own, as are pieces given as bytes. The sha256
+        is the joined object's."""
         if not pieces:
             raise ValueError("nothing to assemble")
-        total = sum(piece.bytes for piece in pieces)
-        if len(pieces) == 1 and total <= MAX_SINGLE_COPY:
+        total = sum(len(piece) if isinstance(piece, bytes) else piece.bytes for piece in pieces)
+        only = pieces[0] if len(pieces) == 1 else None
+        if isinstance(only, StoredObject) and total <= MAX_SINGLE_COPY:
             self._client.copy_object(
                 Bucket=self._bucket,
                 Key=target_key,
-                CopySource={"Bucket": self._bucket, "Key": pieces[0].key},
+                CopySource={"Bucket": self._bucket, "Key": only.key},
                 ContentType=content_type,
                 ContentDisposition=content_disposition,
                 MetadataDirective="REPLACE",
             )
-            return StoredObject(target_key, total, pieces[0].sha256)
+            return StoredObject(target_key, total, only.sha256)
         upload_id = self._client.create_multipart_upload(
             Bucket=self._bucket,
             Key=target_key,
@@ -454,9 +484,12 @@ class ObjectStore:
             raise
         return StoredObject(target_key, total, self._sha256_of(pieces))
 
-    def _sha256_of(self, pieces: Sequence[StoredObject]) -> str:
+    def _sha256_of(self, pieces: Sequence[StoredObject | bytes]) -> str:
         digest = hashlib.sha256()
         for piece in pieces:
+            if isinstance(piece, bytes):
+                digest.update(piece)
+                continue
             body = self._client.get_object(Bucket=self._bucket, Key=piece.key)["Body"]
             for block in body.iter_chunks(MIB):
                 digest.update(block)

@@ -80,7 +80,10 @@ def format_view(writer: type[FormatWriter]) -> dict[str, Any]:
                 "media_type": codec.media_type(writer.media_type),
             }
             for codec in Compression
+            if codec is Compression.NONE or not writer.compresses_itself
         ],
+        # Container formats (xlsx, parquet) make one file: no max_file_size_mb.
+        "splittable": not writer.assembles_pieces,
     }
 
 

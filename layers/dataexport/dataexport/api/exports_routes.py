@@ -197,6 +197,7 @@ def preview_export(
             "dataset": request.dataset,
             "format": request.format,
             "content": preview.content,
+            "content_encoding": preview.content_encoding,
             "rows": preview.rows,
             "estimated_rows": preview.estimated_rows,
             "estimated_rows_exact": preview.estimated_rows_exact,

@@ -9,10 +9,13 @@ from dataexport.errors import InvalidRequest
 from dataexport.formats.csv_writer import CsvWriter
 from dataexport.formats.json_writer import JsonWriter
 from dataexport.formats.ndjson_writer import NdjsonWriter
+from dataexport.formats.parquet_writer import ParquetWriter
 from dataexport.formats.writer import FormatWriter
+from dataexport.formats.xlsx_writer import XlsxWriter
 
 FORMATS: dict[str, type[FormatWriter]] = {
-    writer.name: writer for writer in (CsvWriter, JsonWriter, NdjsonWriter)
+    writer.name: writer
+    for writer in (CsvWriter, JsonWriter, NdjsonWriter, XlsxWriter, ParquetWriter)
 }
 
 

@@ -22,12 +22,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from dataexport.catalog.model import ColumnType
 from dataexport.errors import InvalidRequest
+from dataexport.formats.zip_container import Deflated
 from dataexport.sql_rendering import SourceType
+
+if TYPE_CHECKING:
+    from dataexport.adapters.object_store import StoredObject
 
 CHUNK_BYTES = 64 * 1024
 # Lines from COPY are gathered into larger chunks: fewer, bigger writes downstream.
@@ -135,6 +139,35 @@ class PieceCutter(Protocol):
 class WriteSummary:
     rows: int
     bytes: int
+    # What a format that deflates its own pieces (xlsx) needs to place them in an archive.
+    deflated: Deflated | None = None
+
+
+@dataclass(frozen=True)
+class StagedContent:
+    """A finished piece in staging, as a format that assembles its pieces itself sees it."""
+
+    key: str
+    rows: int
+    bytes: int
+    sha256: str
+    deflated: Deflated | None = None
+
+
+class AssemblyTarget(Protocol):
+    """Where a format that assembles its own pieces puts the export's file."""
+
+    def join(self, parts: Sequence[bytes | StagedContent]) -> StoredObject:
+        """The file made of `parts` in order: bytes as given, pieces as staged (server-side)."""
+        ...
+
+    def read(self, piece: StagedContent) -> bytes:
+        """A staged piece's bytes."""
+        ...
+
+    def write(self, produce: Callable[[BinarySink], None]) -> StoredObject:
+        """The file of what `produce` writes to the sink it is given."""
+        ...
 
 
 class LineFraming(StrEnum):
@@ -242,6 +275,11 @@ class FormatWriter(ABC):
     chunk_bytes: ClassVar[int] = CHUNK_BYTES
     # What joins a row to the one before it, when `_row` writes it in front of the row.
     row_separator: ClassVar[str] = ""
+    # Formats whose files are containers (a ZIP archive, a Parquet file) cannot be joined by
+    # framing: they write bare pieces and `assemble` makes the file of them.
+    assembles_pieces: ClassVar[bool] = False
+    # Formats that compress inside their own container take no compression option.
+    compresses_itself: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -344,6 +382,22 @@ class FormatWriter(ABC):
         writer.write_rows(rows)
         writer.close()
         return bytes(sink.data)
+
+    @classmethod
+    def segment_rows(cls, requested: int) -> int:
+        """How many rows a segment of this format holds when `requested` are asked for."""
+        return requested
+
+    @classmethod
+    def assemble(
+        cls,
+        columns: Sequence[OutputColumn],
+        options: FormatOptions,
+        pieces: Sequence[StagedContent],
+        target: AssemblyTarget,
+    ) -> StoredObject:
+        """The export's file made of its pieces, in order (formats with `assembles_pieces`)."""
+        raise NotImplementedError(f"{cls.name} files are joined by their framing")
 
     def file_framing(self) -> FileFraming:
         """The opening, separator and closing that join pieces (PIECE) into a whole file."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,7 +29,8 @@ from dataexport.export_job import (
 )
 from dataexport.export_request import ResolvedExport
 from dataexport.formats.compression import compressed
-from dataexport.formats.writer import BufferSink
+from dataexport.formats.writer import BinarySink, BufferSink, StagedContent
+from dataexport.formats.zip_container import Deflated
 
 MANIFEST_MEDIA_TYPE = "application/json"
 # Pieces are a quarter of the file limit: packed in order, every file but the last is then at
@@ -71,7 +73,11 @@ def written_in_pieces(resolved: ResolvedExport) -> bool:
     rows with a separator (a JSON array), which are then framed when joined. Only pieces that
     hold rows are joined, so a segment left empty (rows deleted after the export was planned)
     can never leave a stray comma."""
-    return resolved.max_file_bytes is not None or bool(resolved.writer.row_separator)
+    return (
+        resolved.max_file_bytes is not None
+        or bool(resolved.writer.row_separator)
+        or resolved.writer.assembles_pieces
+    )
 
 
 def assemble_files(
@@ -100,10 +106,56 @@ def assemble_files(
 def assemble_whole_file(
     job: ExportJob, resolved: ResolvedExport, pieces: list[StagedPiece], objects: ObjectStore
 ) -> StoredObject:
-    """Frame and join all pieces into the export's one file."""
+    """Frame and join all pieces into the export's one file (or let the format assemble
+    them, when its file is a container)."""
+    if resolved.writer.assembles_pieces:
+        return resolved.writer.assemble(
+            resolved.columns,
+            resolved.options,
+            [_content_of(piece) for piece in pieces],
+            _FileTarget(objects, export_key(job), resolved.media_type, job.file_name),
+        )
     framing = _Framing.store(job, resolved, objects)
     (every_piece,) = framing.pack(pieces, math.inf)
     return framing.join(every_piece, export_key(job), job.file_name)
+
+
+def _content_of(piece: StagedPiece) -> StagedContent:
+    deflated = None
+    if piece.raw_bytes is not None and piece.crc32 is not None:
+        deflated = Deflated(piece.bytes, piece.raw_bytes, piece.crc32)
+    return StagedContent(piece.key, piece.rows, piece.bytes, piece.sha256, deflated)
+
+
+@dataclass(frozen=True)
+class _FileTarget:
+    """The export's one file, for formats that assemble their pieces themselves."""
+
+    objects: ObjectStore
+    key: str
+    media_type: str
+    file_name: str
+
+    def join(self, parts: Sequence[bytes | StagedContent]) -> StoredObject:
+        return self.objects.assemble(
+            [
+                part if isinstance(part, bytes) else StoredObject(part.key, part.bytes, part.sha256)
+                for part in parts
+            ],
+            self.key,
+            self.media_type,
+            content_disposition(self.file_name),
+        )
+
+    def read(self, piece: StagedContent) -> bytes:
+        return self.objects.read(piece.key)
+
+    def write(self, produce: Callable[[BinarySink], None]) -> StoredObject:
+        with self.objects.open_sink(
+            self.key, self.media_type, content_disposition=content_disposition(self.file_name)
+        ) as sink:
+            produce(sink)
+            return sink.complete()
 
 
 @dataclass(frozen=True)

@@ -212,7 +212,7 @@ def plan_export(
         raise IllegalTransition(f"Export {job_id} is {job.status.value}; it cannot run.")
     resolved = resolve_job(job, catalog)
     planned = rows_for(resolved.dataset).plan(
-        resolved, row_scope(job), splitting.segment_rows, MAX_SEGMENTS
+        resolved, row_scope(job), resolved.writer.segment_rows(splitting.segment_rows), MAX_SEGMENTS
     )
     jobs.update_fields(job_id, rows_total=planned.rows_total)
     bounds: list[Position | None] = [None, *planned.boundaries, None]
@@ -362,12 +362,15 @@ class _SegmentWriter:
             self.source.write(
                 resolved, row_scope(job), writer, self.progress, partition.span(segment)
             )
-            stored = pieces.complete(writer.close().rows)
+            written = writer.close()
+            stored = pieces.complete(written.rows)
         if self.jobs.get(job.id).status is not ExportStatus.RUNNING:
             # Cancelled while the last rows were written: nothing of it may stay in staging.
             for piece in stored:
                 self.objects.delete(piece.stored.key)
             raise ExportCancelled(f"Export {job.id} is no longer running.")
+        # A format deflating its own output writes one piece per segment (never split).
+        deflated = written.deflated if len(stored) == 1 else None
         return SegmentSummary(
             pieces=[
                 StagedPiece(
@@ -375,6 +378,8 @@ class _SegmentWriter:
                     rows=piece.rows,
                     bytes=piece.stored.bytes,
                     sha256=piece.stored.sha256,
+                    raw_bytes=None if deflated is None else deflated.raw_bytes,
+                    crc32=None if deflated is None else deflated.crc32,
                 )
                 for piece in stored
             ]

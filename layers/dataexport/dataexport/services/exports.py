@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import time
@@ -272,6 +273,8 @@ PREVIEW_COUNT_BOUND = 100_000
 @dataclass(frozen=True)
 class ExportPreview:
     content: str
+    # "utf-8" for text formats; a workbook or Parquet file comes whole, in base64.
+    content_encoding: str
     rows: int
     estimated_rows: int
     estimated_rows_exact: bool
@@ -295,8 +298,10 @@ def preview_export(
     content = resolved.writer.whole_file(resolved.columns, resolved.options, rows)
     framing = len(resolved.writer.whole_file(resolved.columns, resolved.options, []))
     per_row = (len(content) - framing) / len(rows) if rows else 0
+    binary = resolved.writer.compresses_itself
     return ExportPreview(
-        content=content.decode("utf-8"),
+        content=base64.b64encode(content).decode() if binary else content.decode("utf-8"),
+        content_encoding="base64" if binary else "utf-8",
         rows=len(rows),
         estimated_rows=estimate.rows,
         estimated_rows_exact=estimate.exact,
