@@ -11,7 +11,9 @@ KIND is one of:
   output dropped rather than uploaded;
 - `csv_cursor`: the Python CSV writer fed by a server-side cursor (the reference);
 - `fetch_all`: the seeds' approach, every row in memory, then Python's csv module;
-- `pandas`: pandas `read_sql` then `to_csv`.
+- `pandas`: pandas `read_sql` then `to_csv`;
+- `xlsxwriter`: xlsxwriter's constant-memory mode alone, writing the XLSX export's rows (read
+  from PostgreSQL and put in the export's time zone before the clock starts) to a file.
 The database comes from BENCH_DATABASE_SECRET (RDS-shaped JSON); `format_step` reads the local
 runtime's environment. Prints one JSON line.
 """
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import time
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +197,42 @@ def format_without_upload(secret: DatabaseSecret, format_name: str) -> tuple[int
     return writer.close().rows, sink.bytes
 
 
+def xlsx_rows(secret: DatabaseSecret) -> list[list[Any]]:
+    """The rows an XLSX export writes, as xlsxwriter takes them: times local and naive."""
+    export = resolve_export(ExportRequest(dataset="usage_logs", format="xlsx"), load_catalog())
+    reader = PostgresReader(secret, statement_timeout_seconds=3600)
+    zone = export.options.timezone
+    return [
+        [
+            value.astimezone(zone).replace(tzinfo=None) if isinstance(value, datetime) else value
+            for value in row
+        ]
+        for batch in PostgresRows(reader).stream(export, RowScope(org_id=TENANT))
+        for row in batch
+    ]
+
+
+def xlsxwriter_alone(rows: list[list[Any]]) -> tuple[int, int]:
+    """xlsxwriter's constant-memory mode writing `rows` under a bold header, to a file."""
+    import xlsxwriter  # noqa: PLC0415 - a benchmark peer, not a dependency of the product
+
+    export = resolve_export(ExportRequest(dataset="usage_logs", format="xlsx"), load_catalog())
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "peer.xlsx"
+        workbook = xlsxwriter.Workbook(
+            str(path), {"constant_memory": True, "default_date_format": "yyyy-mm-dd hh:mm:ss"}
+        )
+        sheet = workbook.add_worksheet()
+        sheet.write_row(
+            0, 0, [column.label for column in export.columns], workbook.add_format({"bold": True})
+        )
+        sheet.freeze_panes(1, 0)
+        for number, row in enumerate(rows, start=1):
+            sheet.write_row(number, 0, row)
+        workbook.close()
+        return len(rows), path.stat().st_size
+
+
 def summary(part: FormatOutcome) -> tuple[int, int]:
     return part.rows, part.bytes
 
@@ -226,6 +265,9 @@ def main(kind: str, job_id: str | None) -> None:
     }
     if kind == "format_step":
         warm_up_format_step(str(job_id))
+    if kind == "xlsxwriter":
+        prepared = xlsx_rows(secret)
+        runs["xlsxwriter"] = lambda: xlsxwriter_alone(prepared)
     started = time.perf_counter()
     rows, size = runs[kind]()
     seconds = time.perf_counter() - started
