@@ -188,6 +188,14 @@ def test_a_parquet_export_is_one_typed_file_of_every_segment(
     # Then pyarrow reads every row, typed as the catalog says, equal to PostgreSQL's values
     table = pq.read_table(pa.BufferReader(body))
     assert done["file_name"].endswith(".parquet")
+    manifest = done["manifest"]
+    assert (manifest["rows"], manifest["bytes"], manifest["sha256"]) == (
+        done["rows_exported"],
+        done["bytes"],
+        done["sha256"],
+    )
+    assert manifest["file_count"] == 1 and manifest["timezone"] == zone.key
+    assert [column["name"] for column in manifest["schema"]] == resolved.fields
     assert table.num_rows == done["rows_exported"] == len(expected)
     assert table.column_names == resolved.fields
     assert table.schema.field("created_at").type == pa.timestamp("us", tz=zone.key)

@@ -158,6 +158,9 @@ class ExportJob(BaseModel):
     # how many there are; manifest.json lists them all.
     files: list[ExportFile] = Field(default_factory=list)
     file_count: int = Field(default=0, ge=0)
+    # A completed export's manifest (rows, bytes, sha256, schema, filters, time zone...),
+    # without its list of files: those are `files` (split) or the export itself.
+    manifest: dict[str, Any] | None = None
     file_name: str
     execution_arn: str | None = None
     error: JobError | None = None

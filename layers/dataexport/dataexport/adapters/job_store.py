@@ -105,6 +105,7 @@ class ExportJobItem(Model):
     s3_key = UnicodeAttribute(null=True)
     files = JSONAttribute(null=True)
     file_count = NumberAttribute(null=True)
+    manifest = JSONAttribute(null=True)
     file_name = UnicodeAttribute()
     execution_arn = UnicodeAttribute(null=True)
     error = JSONAttribute(null=True)
@@ -311,6 +312,7 @@ class JobStore:
             s3_key=job.s3_key,
             files=[file.model_dump() for file in job.files],
             file_count=job.file_count or None,
+            manifest=job.manifest,
             file_name=job.file_name,
             execution_arn=job.execution_arn,
             error=job.error.model_dump() if job.error else None,
@@ -349,6 +351,7 @@ class JobStore:
             s3_key=item.s3_key,
             files=[ExportFile.model_validate(file) for file in item.files or []],
             file_count=int(item.file_count or 0),
+            manifest=item.manifest,
             file_name=item.file_name,
             execution_arn=item.execution_arn,
             error=JobError.model_validate(item.error) if item.error else None,

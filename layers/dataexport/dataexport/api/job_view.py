@@ -55,6 +55,7 @@ def job_view(job: ExportJob) -> dict[str, Any]:
             }
             for file in job.files
         ],
+        "manifest": job.manifest,
         "fields": job.fields,
         "filters": job.filters,
         "time_range": job.time_range,

@@ -244,6 +244,19 @@ def manifest_document(
     }
 
 
+def record_manifest(
+    job: ExportJob, resolved: ResolvedExport, files: list[ExportFile], completed_at: datetime
+) -> dict[str, Any]:
+    """The manifest the job record keeps: manifest.json's, without the list of files (the job
+    lists them, or is its one file), with the one file's sha256 when there is one."""
+    document = manifest_document(job, resolved, files, completed_at)
+    listed = document.pop("files")
+    document["file_count"] = len(listed)
+    if len(listed) == 1:
+        document["sha256"] = listed[0]["sha256"]
+    return document
+
+
 def manifest_file_name(job: ExportJob) -> str:
     """The name a downloaded manifest gets: the export's own, so several do not collide."""
     return job.file_name.partition(".")[0] + "-" + MANIFEST_NAME

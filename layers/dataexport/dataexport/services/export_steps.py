@@ -48,6 +48,7 @@ from dataexport.services.export_files import (
     clear_staging,
     piece_bytes_for,
     put_manifest,
+    record_manifest,
     remove_files,
     written_in_pieces,
 )
@@ -438,12 +439,29 @@ def complete_export(
         )
     # A split export's size is its files' (the object stored last is its manifest).
     total_bytes = sum(file.bytes for file in files) if files else stored.bytes
+    manifest = record_manifest(
+        job,
+        resolved,
+        files
+        or [
+            ExportFile(
+                number=1,
+                file_name=job.file_name,
+                s3_key=stored.key,
+                rows=rows,
+                bytes=stored.bytes,
+                sha256=stored.sha256,
+            )
+        ],
+        completed_at,
+    )
     completed = jobs.transition(
         job_id,
         ExportStatus.COMPLETED,
         s3_key=stored.key,
         files=files[:JOB_FILES_LISTED],
         file_count=len(files),
+        manifest=manifest,
         parts=ordered,
         rows_exported=rows,
         rows_total=rows,
