@@ -139,6 +139,8 @@ class ExportJob(BaseModel):
     filters: list[dict[str, Any]] = Field(default_factory=list)
     time_range: dict[str, str] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    # An aggregated export's request (group_by, time_bucket, measures); `fields` are its output.
+    aggregate: dict[str, Any] | None = None
     # Split into numbered files of at most this many megabytes, with a manifest.json.
     max_file_size_mb: int | None = None
     # True when only the owner's own rows may be exported (members of owner-scoped datasets).

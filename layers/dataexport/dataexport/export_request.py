@@ -13,6 +13,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dataexport.aggregation import (
+    AggregateInput,
+    Aggregation,
+    output_columns,
+    resolve_aggregation,
+)
 from dataexport.catalog.loader import Catalog
 from dataexport.catalog.model import Dataset
 from dataexport.errors import DatasetNotFound, InvalidRequest, PermissionDenied
@@ -32,6 +38,8 @@ from dataexport.query_builder import (
     BoundQuery,
     RowScope,
     Span,
+    build_aggregate_count,
+    build_aggregate_select,
     build_boundaries,
     build_bounded_count,
     build_count,
@@ -109,6 +117,10 @@ class ExportRequest(BaseModel):
     filters: list[FilterInput] = Field(default_factory=list, max_length=MAX_FILTERS)
     time_range: TimeRangeInput | None = None
     options: ExportOptionsInput = Field(default_factory=ExportOptionsInput)
+    aggregate: AggregateInput | None = Field(
+        default=None,
+        description="Export one row per group (time bucket and dimensions) with measures.",
+    )
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,8 @@ class ResolvedExport:
     compression: Compression = Compression.NONE
     # Split into numbered files of at most this many bytes each (as stored), or one file.
     max_file_bytes: int | None = None
+    # One row per group instead of per source row; `fields` are then its output names.
+    aggregation: Aggregation | None = None
 
     @property
     def media_type(self) -> str:
@@ -132,6 +146,8 @@ class ResolvedExport:
 
     @property
     def columns(self) -> list[OutputColumn]:
+        if self.aggregation is not None:
+            return output_columns(self.dataset, self.aggregation)
         return [
             OutputColumn(name=column.name, label=column.label, type=column.type)
             for column in (self.dataset.column(name) for name in self.fields)
@@ -144,6 +160,19 @@ class ResolvedExport:
         span: Span = WHOLE_EXPORT,
         limit: int | None = None,
     ) -> BoundQuery:
+        if self.aggregation is not None:
+            if span != WHOLE_EXPORT:
+                raise ValueError("an aggregated export is read whole, never in segments")
+            return build_aggregate_select(
+                self.dataset,
+                self.aggregation,
+                scope,
+                self.filters,
+                self.window,
+                time_zone=self.options.timezone.key,
+                select_list=select_list,
+                limit=limit,
+            )
         return build_select(
             self.dataset,
             self.fields,
@@ -156,13 +185,35 @@ class ResolvedExport:
         )
 
     def bounded_count(self, scope: RowScope, bound: int) -> BoundQuery:
+        if self.aggregation is not None:
+            return self._group_count(self.aggregation, scope, bound)
         return build_bounded_count(self.dataset, scope, self.filters, self.window, bound)
 
     def count(self, scope: RowScope) -> BoundQuery:
+        if self.aggregation is not None:
+            return self._group_count(self.aggregation, scope)
         return build_count(self.dataset, scope, self.filters, self.window)
 
     def plan_count(self, scope: RowScope) -> BoundQuery:
+        if self.aggregation is not None:
+            # Groups have no position in the source's order: every group counts as one
+            # without, so the export is never split into segments.
+            groups = self._group_count(self.aggregation, scope)
+            return BoundQuery(f"SELECT n, n FROM ({groups.sql}) AS counted(n)", groups.params)
         return build_plan_count(self.dataset, scope, self.filters, self.window)
+
+    def _group_count(
+        self, aggregation: Aggregation, scope: RowScope, bound: int | None = None
+    ) -> BoundQuery:
+        return build_aggregate_count(
+            self.dataset,
+            aggregation,
+            scope,
+            self.filters,
+            self.window,
+            time_zone=self.options.timezone.key,
+            bound=bound,
+        )
 
     def boundaries(self, scope: RowScope, every: int) -> BoundQuery:
         return build_boundaries(self.dataset, scope, self.filters, self.window, every)
@@ -264,7 +315,18 @@ def resolve_export(
             {"dataset": request.dataset},
         )
     options = resolve_options(request.options)
-    fields = resolve_fields(dataset, request.fields)
+    aggregation = None
+    if request.aggregate is not None:
+        if request.fields:
+            raise InvalidRequest(
+                "fields",
+                "An aggregated export's columns come from aggregate.group_by and "
+                "aggregate.measures; remove fields.",
+            )
+        aggregation = resolve_aggregation(dataset, request.aggregate)
+        fields = aggregation.output_names
+    else:
+        fields = resolve_fields(dataset, request.fields)
     window = parse_time_window(
         request.time_range.model_dump() if request.time_range else None,
         dataset,
@@ -284,4 +346,5 @@ def resolve_export(
         options=options,
         compression=request.compression,
         max_file_bytes=None if request.max_file_size_mb is None else request.max_file_size_mb * MB,
+        aggregation=aggregation,
     )

@@ -21,10 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dataexport.aggregation import Aggregation, Measure, TimeBucket
 from dataexport.catalog.model import (
     IDENTIFIER_PATTERN,
+    ColumnType,
     Dataset,
     FilterOperator,
+    MeasureFunction,
     SortDirection,
     SortSpec,
 )
@@ -32,6 +35,8 @@ from dataexport.errors import InvalidRequest
 from dataexport.filters import FilterClause, TimeWindow, check_clause, checked_fields
 
 LIKE_ESCAPE = "\\"
+# The alias of an aggregated export's groups, the rows its outer query renders and orders.
+AGGREGATED = '"aggregated"'
 
 
 @dataclass(frozen=True)
@@ -316,3 +321,100 @@ def build_boundaries(
         f"WHERE __position % {step} = 0 ORDER BY __position",
         params.values,
     )
+
+
+def _bucket_expression(
+    dataset: Dataset, bucket: TimeBucket, time_zone: str, params: _Parameters
+) -> str:
+    if dataset.time_column is None:
+        raise ValueError(f"dataset {dataset.name!r} has no time column")
+    column = quote_identifier(dataset.time_column)
+    unit = f"'{bucket.value}'"  # a TimeBucket member, never caller text
+    if dataset.column(dataset.time_column).type is ColumnType.DATE:
+        return f"CAST(date_trunc({unit}, CAST({column} AS timestamp)) AS date)"
+    zone = params.bind(time_zone)
+    if bucket is TimeBucket.HOUR:
+        # The instant minus the minutes and seconds into its local hour: date_trunc in the zone
+        # would merge the two 02:00 hours of a night the clocks go back.
+        local = f"({column} AT TIME ZONE {zone})"
+        return f"({column} - ({local} - date_trunc('hour', {local})))"
+    return f"date_trunc({unit}, {column}, {zone})"
+
+
+def _measure_expression(measure: Measure) -> str:
+    if measure.column is None:
+        return "count(*)"
+    column = quote_identifier(measure.column)
+    if measure.function is MeasureFunction.COUNT_DISTINCT:
+        return f"count(DISTINCT {column})"
+    return f"{measure.function.value}({column})"
+
+
+def build_aggregate_select(
+    dataset: Dataset,
+    aggregation: Aggregation,
+    scope: RowScope,
+    filters: Sequence[FilterClause],
+    window: TimeWindow,
+    *,
+    time_zone: str,
+    select_list: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> BoundQuery:
+    """One row per group of the rows in scope, ordered by bucket then dimensions.
+
+    The groups are computed in a subquery whose columns carry the output names, so a
+    `select_list` rendering them refers to them exactly as it would to source columns."""
+    params = _Parameters()
+    grouped: list[str] = []
+    if aggregation.time_bucket is not None:
+        grouped.append(_bucket_expression(dataset, aggregation.time_bucket, time_zone, params))
+    grouped += [quote_identifier(name) for name in aggregation.dimensions]
+    expressions = [
+        *grouped,
+        *(_measure_expression(measure) for measure in aggregation.measures),
+    ]
+    names = [quote_identifier(name) for name in aggregation.output_names]
+    aliased = (
+        f"{expression} AS {name}" for expression, name in zip(expressions, names, strict=True)
+    )
+    inner = (
+        "SELECT "
+        + ", ".join(aliased)
+        + f" FROM {_source(dataset)} WHERE {_where(dataset, scope, filters, window, params)}"
+    )
+    if grouped:
+        inner += " GROUP BY " + ", ".join(str(position) for position in range(1, len(grouped) + 1))
+    columns = ", ".join(select_list if select_list is not None else names)
+    sql = f"SELECT {columns} FROM ({inner}) AS {AGGREGATED}"
+    if grouped:
+        sql += " ORDER BY " + ", ".join(
+            f"{AGGREGATED}.{name} ASC NULLS LAST" for name in names[: len(grouped)]
+        )
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return BoundQuery(sql, params.values)
+
+
+def build_aggregate_count(
+    dataset: Dataset,
+    aggregation: Aggregation,
+    scope: RowScope,
+    filters: Sequence[FilterClause],
+    window: TimeWindow,
+    *,
+    time_zone: str,
+    bound: int | None = None,
+) -> BoundQuery:
+    """The number of groups build_aggregate_select returns (counted up to `bound` if given)."""
+    groups = build_aggregate_select(
+        dataset,
+        aggregation,
+        scope,
+        filters,
+        window,
+        time_zone=time_zone,
+        select_list=["1"],
+        limit=bound,
+    )
+    return BoundQuery(f"SELECT count(*) FROM ({groups.sql}) AS groups", groups.params)

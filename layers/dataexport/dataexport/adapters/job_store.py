@@ -93,6 +93,7 @@ class ExportJobItem(Model):
     filters = JSONAttribute()
     time_range = JSONAttribute(null=True)
     options = JSONAttribute()
+    aggregate = JSONAttribute(null=True)
     max_file_size_mb = NumberAttribute(null=True)
     owner_scoped = BooleanAttribute(default=True)
     status = UnicodeAttribute()
@@ -300,6 +301,7 @@ class JobStore:
             filters=job.filters,
             time_range=job.time_range,
             options=job.options,
+            aggregate=job.aggregate,
             max_file_size_mb=job.max_file_size_mb,
             owner_scoped=job.owner_scoped,
             status=job.status.value,
@@ -336,6 +338,7 @@ class JobStore:
             filters=item.filters,
             time_range=item.time_range,
             options=item.options,
+            aggregate=item.aggregate,
             max_file_size_mb=(
                 None if item.max_file_size_mb is None else int(item.max_file_size_mb)
             ),

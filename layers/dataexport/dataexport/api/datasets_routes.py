@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
+from dataexport.aggregation import TimeBucket
 from dataexport.api.exports_routes import export_services, tenant_user
 from dataexport.catalog.model import Dataset
 from dataexport.errors import DatasetNotFound
@@ -40,6 +41,24 @@ def dataset_view(dataset: Dataset) -> dict[str, Any]:
             for column in dataset.columns
         ],
         "max_span_days": dataset.max_span_days,
+        "aggregations": _aggregations_view(dataset),
+    }
+
+
+def _aggregations_view(dataset: Dataset) -> dict[str, Any] | None:
+    """What an aggregated export of this dataset may group by and compute (None: not offered)."""
+    spec = dataset.aggregations
+    if spec is None:
+        return None
+    return {
+        "time_buckets": [bucket.value for bucket in TimeBucket] if dataset.time_column else [],
+        "group_by": list(spec.dimensions),
+        "measures": [{"function": "count"}]
+        + [
+            {"function": function.value, "field": name}
+            for name, functions in spec.measures.items()
+            for function in functions
+        ],
     }
 
 

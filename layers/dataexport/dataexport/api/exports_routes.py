@@ -174,6 +174,9 @@ def preview_export(
     options: Annotated[
         str | None, Query(max_length=4096, description="JSON object, as in POST /v1/exports")
     ] = None,
+    aggregate: Annotated[
+        str | None, Query(max_length=8192, description="JSON object, as in POST /v1/exports")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> Response[str]:
     time_range = {
@@ -188,6 +191,7 @@ def preview_export(
         "filters": _json_parameter("filters", filters, []),
         "time_range": time_range or None,
         "options": _json_parameter("options", options, {}),
+        "aggregate": _json_parameter("aggregate", aggregate, None),
     }
     request = validated_request(body)
     preview = exports.preview_export(tenant_user(), request, limit, export_services())

@@ -61,6 +61,7 @@ def job_view(job: ExportJob) -> dict[str, Any]:
         "time_range": job.time_range,
         "window": job_window(job),
         "options": job.options,
+        "aggregate": job.aggregate,
         "error": job.error.model_dump() if job.error else None,
         "legal_hold": job.legal_hold,
         "created_at": _timestamp(job.created_at),

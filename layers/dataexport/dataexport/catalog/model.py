@@ -122,6 +122,28 @@ KEY_COLUMN_TYPES = frozenset(
 SORTABLE_COLUMN_TYPES = frozenset(ColumnType) - {ColumnType.JSON}
 
 
+class MeasureFunction(StrEnum):
+    """What an aggregated export computes: over a column, or `count` alone over the rows."""
+
+    SUM = "sum"
+    AVG = "avg"
+    MIN = "min"
+    MAX = "max"
+    COUNT = "count"
+    COUNT_DISTINCT = "count_distinct"
+
+
+_NUMERIC_TYPES = frozenset({ColumnType.INTEGER, ColumnType.DECIMAL, ColumnType.FLOAT})
+_COUNTS = frozenset({MeasureFunction.COUNT, MeasureFunction.COUNT_DISTINCT})
+_EXTREMES = frozenset({MeasureFunction.MIN, MeasureFunction.MAX})
+_TOTALS = frozenset({MeasureFunction.SUM, MeasureFunction.AVG})
+MEASURES_BY_TYPE: dict[ColumnType, frozenset[MeasureFunction]] = {
+    column_type: _COUNTS | _EXTREMES | (_TOTALS if column_type in _NUMERIC_TYPES else frozenset())
+    for column_type in SORTABLE_COLUMN_TYPES
+}
+"""Which measures make sense over a column of each type (none over JSON)."""
+
+
 class SourceKind(StrEnum):
     POSTGRES = "postgres"
     DYNAMODB = "dynamodb"
@@ -210,6 +232,16 @@ class SourceRef(_CatalogModel):
         return f"{self.schema_name}.{self.table}"
 
 
+class AggregationSpec(_CatalogModel):
+    """What aggregated exports of a dataset may group by and compute.
+
+    `count` (rows per group) is always allowed; the time column, when there is one, can be
+    bucketed by hour, day, week or month."""
+
+    dimensions: list[Identifier] = Field(default_factory=list)
+    measures: dict[Identifier, list[MeasureFunction]] = Field(default_factory=dict)
+
+
 def _duplicates(names: list[str]) -> list[str]:
     seen: set[str] = set()
     repeated: list[str] = []
@@ -238,6 +270,7 @@ class Dataset(_CatalogModel):
     default_sort: list[SortSpec] = Field(default_factory=list)
     roles: list[Role] = Field(default_factory=lambda: list(DEFAULT_ROLES), min_length=1)
     max_span_days: int | None = Field(default=None, ge=1)
+    aggregations: AggregationSpec | None = None
 
     @model_validator(mode="after")
     def _check_references(self) -> Dataset:
@@ -246,6 +279,7 @@ class Dataset(_CatalogModel):
             *self._filter_problems(),
             *self._sort_problems(),
             *self._dynamodb_problems(),
+            *self._aggregation_problems(),
         ]
         if problems:
             raise ValueError("; ".join(problems))
@@ -353,6 +387,38 @@ class Dataset(_CatalogModel):
             for spec in self.default_sort
         ):
             problems.append(f"default_sort: rows come in ascending {source.sort_key!r} order only")
+        return problems
+
+    def _aggregation_problems(self) -> list[str]:
+        if self.aggregations is None:
+            return []
+        if self.source_kind is not SourceKind.POSTGRES:
+            return ["aggregations: only PostgreSQL datasets are aggregated (in PostgreSQL)"]
+        types = {column.name: column.type for column in self.columns}
+        spec = self.aggregations
+        problems = [
+            f"aggregations.dimensions: {name!r} is listed more than once"
+            for name in _duplicates(spec.dimensions)
+        ]
+        for index, name in enumerate(spec.dimensions):
+            if name not in types:
+                problems.append(
+                    f"aggregations.dimensions[{index}]: {name!r} is not a declared column"
+                )
+            elif types[name] is ColumnType.JSON:
+                problems.append(f"aggregations.dimensions[{index}]: {name!r} is json")
+        for name, functions in spec.measures.items():
+            where = f"aggregations.measures.{name}"
+            if name not in types:
+                problems.append(f"{where}: {name!r} is not a declared column")
+                continue
+            allowed = MEASURES_BY_TYPE.get(types[name], frozenset())
+            invalid = [function.value for function in functions if function not in allowed]
+            if invalid:
+                problems.append(
+                    f"{where}: {', '.join(invalid)} not valid for {types[name]} column {name!r} "
+                    f"(allowed: {', '.join(sorted(allowed)) or 'none'})"
+                )
         return problems
 
     # ----------------------------------------------------------------- lookups

@@ -19,10 +19,6 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import pyarrow as pa
-import pyarrow.csv as arrow_csv
-import pyarrow.parquet as pq
-
 from dataexport.catalog.model import ColumnType
 from dataexport.formats import value_text
 from dataexport.formats.writer import (
@@ -37,11 +33,22 @@ from dataexport.formats.writer import (
     StagedContent,
     WriteSummary,
 )
+from dataexport.lazy_module import LazyModule
 from dataexport.sql_rendering import SourceType
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.csv as arrow_csv
+    import pyarrow.parquet as pq
+
     from dataexport.adapters.object_store import StoredObject
     from dataexport.formats.writer import AssemblyTarget
+else:
+    # Imported on first use: pyarrow costs every other export's Lambda tens of MB and a
+    # slower cold start.
+    pa = LazyModule("pyarrow")
+    arrow_csv = LazyModule("pyarrow.csv")
+    pq = LazyModule("pyarrow.parquet")
 
 DECIMAL_PRECISION = 38
 DECIMAL_SCALE = 10

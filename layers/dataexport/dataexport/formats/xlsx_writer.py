@@ -300,7 +300,9 @@ def _column_letters(index: int) -> str:
     return letters
 
 
-def _sheet_opening(columns: Sequence[OutputColumn]) -> str:
+def _sheet_opening(columns: Sequence[OutputColumn], rows: int) -> str:
+    """A sheet's XML up to its first row, the header; `rows` below it. Readers in streaming
+    mode (openpyxl's read_only) read only as many rows as the dimension says."""
     widths = "".join(
         f'<col min="{number}" max="{number}" width="{min(max(len(column.label) + 4, 12), 60)}"'
         ' customWidth="1"/>'
@@ -309,7 +311,7 @@ def _sheet_opening(columns: Sequence[OutputColumn]) -> str:
     header = "".join(string_cell(column.label, _HEADER_STYLE) for column in columns)
     return (
         f'{_XML_DECLARATION}<worksheet xmlns="{_MAIN_NS}" xmlns:r="{_REL_NS}">'
-        f'<dimension ref="A1:{_column_letters(len(columns) - 1)}1"/>'
+        f'<dimension ref="A1:{_column_letters(len(columns) - 1)}{rows + 1}"/>'
         '<sheetViews><sheetView workbookViewId="0">'
         '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
         '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView></sheetViews>'
@@ -542,10 +544,10 @@ class XlsxWriter(FormatWriter):
         for name, xml in _package_parts(len(sheets)):
             body, content = deflated_whole(xml.encode())
             parts += [layout.local_header(name, content), body]
-        opening, opening_content = deflated_piece(_sheet_opening(columns).encode())
         closing, closing_content = deflated_whole(_SHEET_CLOSING.encode())
         for number, sheet in enumerate(sheets, start=1):
-            content = opening_content
+            rows = sum(piece.rows for piece in sheet)
+            opening, content = deflated_piece(_sheet_opening(columns, rows).encode())
             for piece in sheet:
                 if piece.deflated is None:
                     raise DataExportError(f"Piece {piece.key} has no deflate facts.")

@@ -178,10 +178,12 @@ def resolve_job(job: ExportJob, catalog: Catalog) -> ResolvedExport:
             "format": job.format,
             "compression": job.compression,
             "max_file_size_mb": job.max_file_size_mb,
-            "fields": job.fields,
+            # An aggregated export's fields are its output, named by the aggregate.
+            "fields": None if job.aggregate else job.fields,
             "filters": job.filters,
             "time_range": job.time_range,
             "options": job.options,
+            "aggregate": job.aggregate,
         }
     )
     return resolve_export(request, catalog, now=job.created_at)

@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -113,6 +114,13 @@ def stored_time_range(request: ExportRequest) -> dict[str, str] | None:
     return request.time_range.model_dump(mode="json", exclude_none=True)
 
 
+def stored_aggregate(request: ExportRequest) -> dict[str, Any] | None:
+    """The request's aggregate as the job keeps it."""
+    if request.aggregate is None:
+        return None
+    return request.aggregate.model_dump(mode="json", exclude_none=True)
+
+
 def request_hash(request: ExportRequest, resolved: ResolvedExport) -> str:
     """A digest that is equal for requests that would export the same thing."""
     normalized = {
@@ -126,6 +134,7 @@ def request_hash(request: ExportRequest, resolved: ResolvedExport) -> str:
         ),
         "time_range": stored_time_range(request),
         "options": request.options.model_dump(),
+        "aggregate": stored_aggregate(request),
     }
     return hashlib.sha256(json.dumps(normalized, sort_keys=True).encode()).hexdigest()
 
@@ -219,6 +228,7 @@ def create_export(
         filters=[item.model_dump() for item in request.filters],
         time_range=stored_time_range(request),
         options=request.options.model_dump(),
+        aggregate=stored_aggregate(request),
         owner_scoped=_owner_scoped(caller, resolved),
         request_hash=digest,
         file_name=file_name_for(job_id, resolved),
