@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from tests.e2e.http_client import ApiClient
@@ -25,7 +26,12 @@ def test_a_query_error_fails_the_job_through_the_catch_path(runtime: Any) -> Non
     # And the execution went through the Catch to MarkFailed and ended FAILED
     sfn = runtime.boto3_client("stepfunctions")
     arn = runtime.execution_arn(job["id"])
-    assert sfn.describe_execution(executionArn=arn)["status"] == "FAILED"
+    # (MarkFailed records the job a moment before the execution itself ends)
+    deadline = time.monotonic() + 30
+    while (status := sfn.describe_execution(executionArn=arn)["status"]) == "RUNNING":
+        assert time.monotonic() < deadline, "the execution did not end"
+        time.sleep(0.1)
+    assert status == "FAILED"
     events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
     entered = [
         event["stateEnteredEventDetails"]["name"]
