@@ -182,3 +182,26 @@ def _rendered(export: ResolvedExport, reader: PostgresReader, *, by_copy: bool) 
     if export.writer.name == "xlsx":  # sheet XML, deflated: compare the XML
         return zlib.decompressobj(-15).decompress(sink.data)
     return sink.data
+
+
+def test_an_aggregated_export_groups_by_the_rewritten_dimension(reader: PostgresReader) -> None:
+    # Given a dataset that may be grouped by user name, under hash_identifiers
+    dataset = people_dataset(aggregations={"dimensions": ["user_name"], "measures": {}})
+    request = ExportRequest.model_validate(
+        {
+            "dataset": "people",
+            "aggregate": {"group_by": ["user_name"], "measures": [{"function": "count"}]},
+            "privacy": ["hash_identifiers"],
+        }
+    )
+    export = resolve_export(request, Catalog(by_name={"people": dataset}))
+
+    # When the groups are read
+    groups = PostgresRows(reader, lambda: KEY).first_rows(export, SCOPE, 1000)
+
+    # Then each group's name is the HMAC of the raw name, with its rows counted
+    expected: dict[str | None, int] = {}
+    for name in IDENTIFIER_INPUTS + [None] * (ROWS - len(IDENTIFIER_INPUTS)):
+        digest = None if name is None else KEY.digest(name)
+        expected[digest] = expected.get(digest, 0) + 1
+    assert {name: count for name, count in groups} == expected
