@@ -11,6 +11,7 @@ from dataexport.adapters.audit_events_reader import AuditEventsReader
 from dataexport.adapters.audit_store import AuditTrail
 from dataexport.adapters.checkpoint_store import CheckpointStore
 from dataexport.adapters.control_store import ControlStore
+from dataexport.adapters.hashing_secret import read_hashing_key
 from dataexport.adapters.job_store import JobStore
 from dataexport.adapters.object_store import ObjectStore
 from dataexport.adapters.postgres import PostgresReader, read_database_secret
@@ -21,11 +22,13 @@ from dataexport.config import (
     BucketConfig,
     DatabaseConfig,
     FormatStepConfig,
+    HashingKeyConfig,
     JobTableConfig,
     QueueConfig,
     StepSourceConfig,
 )
-from dataexport.row_sources import RowSourceFor, row_source_chooser
+from dataexport.privacy import HashingKey
+from dataexport.row_sources import RowSourceFor, no_hashing_key, row_source_chooser
 from dataexport.services.export_queue import ExportQueue
 
 
@@ -75,11 +78,22 @@ def audit_trail(config: AuditTableConfig) -> AuditTrail:
 
 
 def row_sources(config: StepSourceConfig) -> RowSourceFor:
-    """The row source for each dataset an export step may read."""
+    """The row source for each dataset an export step may read; functions that render rows
+    (their configuration names the hashing secret) can apply hash_identifiers."""
     return row_source_chooser(
         postgres=lambda: postgres_reader(config),
         audit=lambda: AuditEventsReader(audit_trail(config)),
+        hashing_key=(
+            (lambda: hashing_key(config))
+            if isinstance(config, HashingKeyConfig)
+            else no_hashing_key
+        ),
     )
+
+
+def hashing_key(config: HashingKeyConfig) -> HashingKey:
+    # Not cached here: the secret is (with a TTL), so a rotated key is picked up.
+    return read_hashing_key(config.hashing_secret_arn)
 
 
 def postgres_reader(config: DatabaseConfig) -> PostgresReader:

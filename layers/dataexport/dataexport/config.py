@@ -141,7 +141,13 @@ class StepSourceConfig(DatabaseConfig, AuditTableConfig):
     """The steps that read rows: from PostgreSQL, or from the audit trail for audit_events."""
 
 
-class ApiConfig(BucketConfig, QueueConfig, StepSourceConfig):
+class HashingKeyConfig(_EnvironmentModel):
+    """What a function that renders rows needs for the hash_identifiers privacy profile."""
+
+    hashing_secret_arn: str = Field(validation_alias="HASHING_SECRET_ARN", min_length=1)
+
+
+class ApiConfig(BucketConfig, QueueConfig, StepSourceConfig, HashingKeyConfig):
     """The API: jobs, files, the audit trail, and the database for previews (its statement
     timeout is the API's own, far shorter than an export's)."""
 
@@ -178,7 +184,7 @@ class QueryStepConfig(StepSourceConfig):
     )
 
 
-class FormatStepConfig(StepSourceConfig, BucketConfig):
+class FormatStepConfig(StepSourceConfig, BucketConfig, HashingKeyConfig):
     control_table_name: str = Field(validation_alias="CONTROL_TABLE_NAME", min_length=1)
     # A Format invocation starts no new segment after this long; the state machine calls it
     # again to go on from its checkpoint.

@@ -141,6 +141,8 @@ class ExportJob(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     # An aggregated export's request (group_by, time_bucket, measures); `fields` are its output.
     aggregate: dict[str, Any] | None = None
+    # The privacy profile applied: the transforms asked for and those forced on the role.
+    privacy: list[str] = Field(default_factory=list)
     # Split into numbered files of at most this many megabytes, with a manifest.json.
     max_file_size_mb: int | None = None
     # True when only the owner's own rows may be exported (members of owner-scoped datasets).

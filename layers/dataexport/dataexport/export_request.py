@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dataexport.aggregation import (
     AggregateInput,
@@ -20,7 +20,13 @@ from dataexport.aggregation import (
     resolve_aggregation,
 )
 from dataexport.catalog.loader import Catalog
-from dataexport.catalog.model import Dataset
+from dataexport.catalog.model import (
+    ColumnType,
+    Dataset,
+    MeasureFunction,
+    PrivacyTransform,
+    Sensitivity,
+)
 from dataexport.errors import DatasetNotFound, InvalidRequest, PermissionDenied
 from dataexport.filters import FilterClause, TimeWindow, parse_filters, parse_time_window
 from dataexport.formats import get_format
@@ -33,6 +39,15 @@ from dataexport.formats.writer import (
     OutputColumn,
 )
 from dataexport.identity import Caller
+from dataexport.privacy import (
+    HARMLESS_OPERATORS,
+    NO_PRIVACY,
+    PrivacyPlan,
+    effective_profile,
+    hides,
+    treatment,
+)
+from dataexport.privacy_sql import rewritten
 from dataexport.query_builder import (
     WHOLE_EXPORT,
     BoundQuery,
@@ -45,6 +60,7 @@ from dataexport.query_builder import (
     build_count,
     build_plan_count,
     build_select,
+    quote_identifier,
 )
 from dataexport.time_presets import TimePreset
 
@@ -121,6 +137,20 @@ class ExportRequest(BaseModel):
         default=None,
         description="Export one row per group (time bucket and dimensions) with measures.",
     )
+    privacy: list[PrivacyTransform] = Field(
+        default_factory=list,
+        max_length=len(PrivacyTransform),
+        description=(
+            "Privacy transforms for the columns the catalog marks sensitive (one name or a "
+            "list): anonymize_ip, hash_identifiers, mask_email, drop_sensitive. A dataset may "
+            "force some on the caller's role (GET /v1/datasets: privacy.forced)."
+        ),
+    )
+
+    @field_validator("privacy", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
@@ -138,6 +168,8 @@ class ResolvedExport:
     max_file_bytes: int | None = None
     # One row per group instead of per source row; `fields` are then its output names.
     aggregation: Aggregation | None = None
+    # The privacy profile in effect and the output columns it rewrites.
+    privacy: PrivacyPlan = NO_PRIVACY
 
     @property
     def media_type(self) -> str:
@@ -147,10 +179,30 @@ class ResolvedExport:
     @property
     def columns(self) -> list[OutputColumn]:
         if self.aggregation is not None:
-            return output_columns(self.dataset, self.aggregation)
+            columns = output_columns(self.dataset, self.aggregation)
+        else:
+            columns = [
+                OutputColumn(name=column.name, label=column.label, type=column.type)
+                for column in (self.dataset.column(name) for name in self.fields)
+            ]
+        # A rewritten value is text (a digest, a network, a masked address) in every format.
         return [
-            OutputColumn(name=column.name, label=column.label, type=column.type)
-            for column in (self.dataset.column(name) for name in self.fields)
+            replace(column, type=ColumnType.STRING)
+            if column.name in self.privacy.rewrites
+            else column
+            for column in columns
+        ]
+
+    @property
+    def projections(self) -> list[str]:
+        """Each output column as the select list refers to it: its quoted name, or for a
+        column the privacy profile rewrites, the rewriting expression over it."""
+        rewrites = self.privacy.rewrites
+        return [
+            rewritten(rewrites[name], quote_identifier(name))
+            if name in rewrites
+            else quote_identifier(name)
+            for name in self.fields
         ]
 
     def select(
@@ -160,6 +212,8 @@ class ResolvedExport:
         span: Span = WHOLE_EXPORT,
         limit: int | None = None,
     ) -> BoundQuery:
+        if select_list is None and self.privacy.rewrites:
+            select_list = self.projections
         if self.aggregation is not None:
             if span != WHOLE_EXPORT:
                 raise ValueError("an aggregated export is read whole, never in segments")
@@ -219,9 +273,25 @@ class ResolvedExport:
         return build_boundaries(self.dataset, scope, self.filters, self.window, every)
 
 
-def resolve_fields(dataset: Dataset, requested: list[str] | None) -> list[str]:
+def resolve_fields(
+    dataset: Dataset,
+    requested: list[str] | None,
+    profile: frozenset[PrivacyTransform] = frozenset(),
+    caller: Caller | None = None,
+) -> list[str]:
+    """The fields to export: those asked for (checked), else the dataset's default fields,
+    without the columns the privacy profile leaves out."""
     if not requested:
-        return dataset.default_field_names()
+        kept = [
+            name
+            for name in dataset.default_field_names()
+            if treatment(dataset, name, profile) is not PrivacyTransform.DROP_SENSITIVE
+        ]
+        if not kept:
+            raise InvalidRequest(
+                "privacy", f"Every default field of {dataset.name!r} is sensitive; name fields."
+            )
+        return kept
     known = {column.name for column in dataset.columns}
     unknown = [name for name in requested if name not in known]
     if unknown:
@@ -233,7 +303,97 @@ def resolve_fields(dataset: Dataset, requested: list[str] | None) -> list[str]:
     duplicates = sorted({name for name in requested if requested.count(name) > 1})
     if duplicates:
         raise InvalidRequest("fields", f"Field(s) listed twice: {', '.join(duplicates)}.")
+    _check_sensitive_fields(dataset, requested, profile, caller)
     return list(requested)
+
+
+def _check_sensitive_fields(
+    dataset: Dataset,
+    requested: list[str],
+    profile: frozenset[PrivacyTransform],
+    caller: Caller | None,
+) -> None:
+    dropped = [
+        name
+        for name in requested
+        if treatment(dataset, name, profile) is PrivacyTransform.DROP_SENSITIVE
+    ]
+    if dropped:
+        raise InvalidRequest(
+            "fields",
+            f"Field(s) {', '.join(dropped)} are sensitive and left out by the privacy profile "
+            f"({', '.join(sorted(profile))}); remove them.",
+            {"sensitive": dropped},
+        )
+    # The steps resolve without a caller: the role was checked when the job was created.
+    if caller is not None and not caller.is_admin:
+        secret = [
+            name for name in requested if dataset.column(name).sensitive is Sensitivity.SECRET
+        ]
+        if secret:
+            raise InvalidRequest(
+                "fields",
+                f"Field(s) {', '.join(secret)} are secret; only admins may export them.",
+                {"sensitive": secret},
+            )
+
+
+def _check_private_filters(
+    dataset: Dataset, filters: list[FilterClause], profile: frozenset[PrivacyTransform]
+) -> None:
+    """Filters on a column the profile hides would reveal its raw values through the rows
+    that come back (a prefix filter spells them out): refused, is_null excepted."""
+    for index, clause in enumerate(filters):
+        if clause.op not in HARMLESS_OPERATORS and hides(dataset, clause.column, profile):
+            raise InvalidRequest(
+                f"filters[{index}].field",
+                f"{clause.column!r} is sensitive and hidden by the privacy profile "
+                f"({', '.join(sorted(profile))}); it can only be filtered with is_null.",
+                {"sensitive": [clause.column]},
+            )
+
+
+_COUNTS = frozenset({MeasureFunction.COUNT, MeasureFunction.COUNT_DISTINCT})
+
+
+def _check_private_aggregation(
+    dataset: Dataset, aggregation: Aggregation, profile: frozenset[PrivacyTransform]
+) -> None:
+    """Groups of a rewritten dimension carry the rewritten value; a dropped one cannot be
+    grouped by, and a hidden column may only be counted (its min or max is a raw value)."""
+    for name in aggregation.dimensions:
+        if treatment(dataset, name, profile) is PrivacyTransform.DROP_SENSITIVE:
+            raise InvalidRequest(
+                "aggregate.group_by",
+                f"{name!r} is sensitive and left out by the privacy profile; group by another.",
+                {"sensitive": [name]},
+            )
+    for index, measure in enumerate(aggregation.measures):
+        if (
+            measure.column is not None
+            and measure.function not in _COUNTS
+            and hides(dataset, measure.column, profile)
+        ):
+            raise InvalidRequest(
+                f"aggregate.measures[{index}].field",
+                f"{measure.column!r} is sensitive and hidden by the privacy profile; it can "
+                "only be counted.",
+                {"sensitive": [measure.column]},
+            )
+
+
+def privacy_plan(
+    dataset: Dataset,
+    output: list[str],
+    profile: frozenset[PrivacyTransform],
+) -> PrivacyPlan:
+    """Which of the `output` columns (source columns by name) the profile rewrites."""
+    rewrites: dict[str, PrivacyTransform] = {}
+    for name in output:
+        rewrite = treatment(dataset, name, profile)
+        if rewrite is not None and rewrite is not PrivacyTransform.DROP_SENSITIVE:
+            rewrites[name] = rewrite
+    return PrivacyPlan(profile=profile, rewrites=rewrites)
 
 
 def resolve_options(raw: ExportOptionsInput) -> FormatOptions:
@@ -315,6 +475,9 @@ def resolve_export(
             {"dataset": request.dataset},
         )
     options = resolve_options(request.options)
+    profile = effective_profile(
+        dataset, request.privacy, caller.role.value if caller is not None else None
+    )
     aggregation = None
     if request.aggregate is not None:
         if request.fields:
@@ -324,9 +487,12 @@ def resolve_export(
                 "aggregate.measures; remove fields.",
             )
         aggregation = resolve_aggregation(dataset, request.aggregate)
+        _check_private_aggregation(dataset, aggregation, profile)
         fields = aggregation.output_names
+        plan = privacy_plan(dataset, list(aggregation.dimensions), profile)
     else:
-        fields = resolve_fields(dataset, request.fields)
+        fields = resolve_fields(dataset, request.fields, profile, caller)
+        plan = privacy_plan(dataset, fields, profile)
     window = parse_time_window(
         request.time_range.model_dump() if request.time_range else None,
         dataset,
@@ -337,14 +503,17 @@ def resolve_export(
         options = replace(options, metadata=metadata_header(request, fields, window, options, now))
     writer = get_format(request.format)
     _check_container_format(writer, request)
+    filters = parse_filters([item.model_dump() for item in request.filters], dataset)
+    _check_private_filters(dataset, filters, profile)
     return ResolvedExport(
         dataset=dataset,
         fields=fields,
-        filters=parse_filters([item.model_dump() for item in request.filters], dataset),
+        filters=filters,
         window=window,
         writer=writer,
         options=options,
         compression=request.compression,
         max_file_bytes=None if request.max_file_size_mb is None else request.max_file_size_mb * MB,
         aggregation=aggregation,
+        privacy=plan,
     )

@@ -33,6 +33,7 @@ from dataexport.catalog.model import (
 )
 from dataexport.errors import InvalidRequest
 from dataexport.filters import FilterClause, TimeWindow, check_clause, checked_fields
+from dataexport.privacy_sql import SessionSettings
 
 LIKE_ESCAPE = "\\"
 # The alias of an aggregated export's groups, the rows its outer query renders and orders.
@@ -41,10 +42,12 @@ AGGREGATED = '"aggregated"'
 
 @dataclass(frozen=True)
 class BoundQuery:
-    """SQL text with `:name` placeholders and the values to bind to them."""
+    """SQL text with `:name` placeholders and the values to bind to them, and any settings
+    its session needs (the privacy profile's key material, never part of the text)."""
 
     sql: str
     params: dict[str, Any] = field(default_factory=dict)
+    settings: SessionSettings | None = None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from dataexport.adapters.audit_events_reader import AuditEventsReader
@@ -14,7 +14,9 @@ from dataexport.adapters.postgres import PostgresReader
 from dataexport.catalog.model import Dataset, SourceKind
 from dataexport.export_request import ResolvedExport
 from dataexport.formats.writer import CopyPlan, FormatWriter
-from dataexport.query_builder import WHOLE_EXPORT, RowScope, Span, column_references
+from dataexport.privacy import HashingKey, HashingKeySource
+from dataexport.privacy_sql import hashing_settings
+from dataexport.query_builder import WHOLE_EXPORT, BoundQuery, RowScope, Span
 from dataexport.sql_rendering import SourceType
 
 ProgressCallback = Callable[[int], None]
@@ -78,12 +80,20 @@ def counted(
         on_progress(done)
 
 
+def no_hashing_key() -> HashingKey:
+    raise RuntimeError("this function has no hashing key (HASHING_SECRET_ARN)")
+
+
 class PostgresRows:
     """Rows from the one query the catalog builds: rendered by PostgreSQL and streamed by COPY
-    when the format has a COPY plan for these columns, else over a server-side cursor."""
+    when the format has a COPY plan for these columns, else over a server-side cursor.
 
-    def __init__(self, reader: PostgresReader) -> None:
+    The privacy profile's rewrites are part of that query; a query that hashes gets the key's
+    pads as session settings (`hashing_key` is asked only then)."""
+
+    def __init__(self, reader: PostgresReader, hashing_key: HashingKeySource = no_hashing_key):
         self._reader = reader
+        self._hashing_key = hashing_key
         # Column types, once per export: every segment of it has the same.
         self._described: dict[str, list[SourceType] | None] = {}
 
@@ -102,17 +112,19 @@ class PostgresRows:
             boundaries = boundaries[:-1]  # the final row ends the final segment anyway
         return RowsPlan(int(rows_total), [list(position) for position in boundaries])
 
+    def _keyed(self, export: ResolvedExport, query: BoundQuery) -> BoundQuery:
+        if not export.privacy.needs_key:
+            return query
+        return replace(query, settings=hashing_settings(self._hashing_key()))
+
     def stream(
         self, export: ResolvedExport, scope: RowScope, span: Span = WHOLE_EXPORT
     ) -> Iterator[list[list[Any]]]:
-        return self._reader.stream(export.select(scope, span=span))
+        return self._reader.stream(self._keyed(export, export.select(scope, span=span)))
 
     def first_rows(self, export: ResolvedExport, scope: RowScope, limit: int) -> list[list[Any]]:
-        return [
-            row
-            for batch in self._reader.stream(export.select(scope, limit=limit), batch_rows=limit)
-            for row in batch
-        ]
+        query = self._keyed(export, export.select(scope, limit=limit))
+        return [row for batch in self._reader.stream(query, batch_rows=limit) for row in batch]
 
     def estimate(self, export: ResolvedExport, scope: RowScope, bound: int) -> Estimate:
         counted_rows = self._reader.count(export.bounded_count(scope, bound))
@@ -124,7 +136,7 @@ class PostgresRows:
         self, export: ResolvedExport, scope: RowScope, writer: FormatWriter
     ) -> CopyPlan | None:
         """The writer's COPY plan for the columns' actual types, if it has one."""
-        query = export.select(scope)
+        query = self._keyed(export, export.select(scope))
         if query.sql not in self._described:
             described = self._reader.describe(query, export.options.timezone.key)
             self._described[query.sql] = (
@@ -133,7 +145,7 @@ class PostgresRows:
         types = self._described[query.sql]
         if types is None:
             return None
-        return writer.copy_plan(types, column_references(export.fields))
+        return writer.copy_plan(types, export.projections)
 
     def write(
         self,
@@ -148,7 +160,7 @@ class PostgresRows:
             writer.write_rows(counted(self.stream(export, scope, span), on_progress))
             return
         self._reader.copy(
-            export.select(scope, plan.select_list, span),
+            self._keyed(export, export.select(scope, plan.select_list, span)),
             plan.copy_options,
             writer.copy_target(plan, on_progress),
             time_zone=export.options.timezone.key,
@@ -201,28 +213,36 @@ class WholeStreamRows(ABC):
 
 
 class AuditTrailRows(WholeStreamRows):
-    """Rows of the tenant's audit chain, in seq order (one partition key: never split)."""
+    """Rows of the tenant's audit chain, in seq order (one partition key: never split), with
+    the privacy profile's rewrites applied in Python."""
 
-    def __init__(self, reader: AuditEventsReader) -> None:
+    def __init__(
+        self, reader: AuditEventsReader, hashing_key: HashingKeySource = no_hashing_key
+    ) -> None:
         self._reader = reader
+        self._hashing_key = hashing_key
 
     def count(self, export: ResolvedExport, scope: RowScope) -> int:
         return self._reader.count(export.dataset, scope, export.filters, export.window)
 
     def stream(self, export: ResolvedExport, scope: RowScope) -> Iterator[list[list[Any]]]:
-        return self._reader.stream(
+        batches = self._reader.stream(
             export.dataset, export.fields, scope, export.filters, export.window
         )
+        return export.privacy.apply(export.fields, batches, self._hashing_key)
 
 
 def row_source_chooser(
-    postgres: Callable[[], PostgresReader], audit: Callable[[], AuditEventsReader]
+    postgres: Callable[[], PostgresReader],
+    audit: Callable[[], AuditEventsReader],
+    hashing_key: HashingKeySource = no_hashing_key,
 ) -> RowSourceFor:
-    """Pick each dataset's source by its declared kind; readers are made only when needed."""
+    """Pick each dataset's source by its declared kind; readers are made only when needed,
+    the hashing key only when an export hashes."""
 
     def choose(dataset: Dataset) -> RowSource:
         if dataset.source_kind is SourceKind.DYNAMODB:
-            return AuditTrailRows(audit())
-        return PostgresRows(postgres())
+            return AuditTrailRows(audit(), hashing_key)
+        return PostgresRows(postgres(), hashing_key)
 
     return choose

@@ -218,6 +218,7 @@ class PostgresReader:
     def fetch(self, query: BoundQuery) -> list[list[Any]]:
         """All rows of a small query (counts, plans), read at once."""
         with self._connection() as connection:
+            _apply_settings(connection, query)
             rows: list[list[Any]] = connection.run(query.sql, **query.params)
             return rows
 
@@ -226,6 +227,7 @@ class PostgresReader:
     ) -> Iterator[list[list[Any]]]:
         """Yield the query's rows in batches from a server-side cursor."""
         with self._connection() as connection:
+            _apply_settings(connection, query)
             connection.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             connection.run(
                 f"DECLARE export_cursor NO SCROLL CURSOR FOR {query.sql}", **query.params
@@ -241,6 +243,7 @@ class PostgresReader:
         """The PostgreSQL type of each column `query` returns (planned, not run), and whether
         the server's time zone database has `time_zone` (it may lag Python's)."""
         with self._connection() as connection:
+            _apply_settings(connection, query)
             connection.run(f"SELECT * FROM ({query.sql}) AS described LIMIT 0", **query.params)
             types = [source_type(int(column["type_oid"])) for column in connection.columns or []]
             connection.run("BEGIN READ ONLY")
@@ -265,6 +268,7 @@ class PostgresReader:
         Time stamps render in `time_zone` (set for this transaction only).
         """
         with self._connection() as connection:
+            _apply_settings(connection, query)
             connection.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             connection.run("SELECT set_config('TimeZone', :zone, true)", zone=time_zone)
             sql = _with_server_quoted_values(connection, query)
@@ -272,6 +276,14 @@ class PostgresReader:
             rows = int(connection.row_count)
             connection.run("COMMIT")
             return rows
+
+
+def _apply_settings(connection: _Connection, query: BoundQuery) -> None:
+    """Set the query's session settings, values bound (the connection is this call's own)."""
+    if query.settings is None:
+        return
+    for name, value in query.settings.values.items():
+        connection.run("SELECT set_config(:name, :value, false)", name=name, value=value)
 
 
 def _with_server_quoted_values(connection: _Connection, query: BoundQuery) -> str:

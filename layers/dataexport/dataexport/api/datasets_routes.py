@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from dataexport.aggregation import TimeBucket
 from dataexport.api.exports_routes import export_services, tenant_user
-from dataexport.catalog.model import Dataset
+from dataexport.catalog.model import PROTECTED_BY, Dataset, PrivacyTransform, Sensitivity
 from dataexport.errors import DatasetNotFound
 from dataexport.export_request import ExportOptionsInput
 from dataexport.formats import FORMATS
@@ -21,7 +21,8 @@ from dataexport.formats.writer import FormatWriter
 router = Router()  # type: ignore[no-untyped-call]
 
 
-def dataset_view(dataset: Dataset) -> dict[str, Any]:
+def dataset_view(dataset: Dataset, role: str | None = None) -> dict[str, Any]:
+    """A dataset as a caller with `role` may use it (the privacy transforms forced on it)."""
     filters = {spec.column: [op.value for op in spec.operators] for spec in dataset.filters}
     return {
         "name": dataset.name,
@@ -42,6 +43,28 @@ def dataset_view(dataset: Dataset) -> dict[str, Any]:
         ],
         "max_span_days": dataset.max_span_days,
         "aggregations": _aggregations_view(dataset),
+        "privacy": _privacy_view(dataset, role),
+    }
+
+
+def _privacy_view(dataset: Dataset, role: str | None) -> dict[str, Any]:
+    """The privacy transforms a request may ask for (`privacy`), the columns each acts on, and
+    those the caller's role always gets."""
+    acts_on: dict[str, list[str]] = {transform.value: [] for transform in PrivacyTransform}
+    for column in dataset.columns:
+        if column.sensitive is None:
+            continue
+        acts_on[PrivacyTransform.DROP_SENSITIVE.value].append(column.name)
+        rewrite = PROTECTED_BY.get(column.sensitive)
+        if rewrite is not None:
+            acts_on[rewrite.value].append(column.name)
+    forced = next((items for name, items in dataset.privacy.items() if name == role), [])
+    return {
+        "transforms": acts_on,
+        "forced": sorted(transform.value for transform in forced),
+        "secret_fields": [
+            column.name for column in dataset.columns if column.sensitive is Sensitivity.SECRET
+        ],
     }
 
 
@@ -72,7 +95,7 @@ def _json(body: Any) -> Response[str]:
 def list_datasets() -> Response[str]:
     role = tenant_user().role.value
     catalog = export_services().catalog
-    return _json({"items": [dataset_view(d) for d in catalog.visible_to(role)]})
+    return _json({"items": [dataset_view(d, role) for d in catalog.visible_to(role)]})
 
 
 @router.get("/v1/datasets/<name>")
@@ -81,7 +104,7 @@ def get_dataset(name: Annotated[str, Path(max_length=64)]) -> Response[str]:
     dataset = export_services().catalog.get(name)
     if not dataset.allows_role(role):
         raise DatasetNotFound(name)  # datasets a role may not use are not shown to it
-    return _json(dataset_view(dataset))
+    return _json(dataset_view(dataset, role))
 
 
 def format_view(writer: type[FormatWriter]) -> dict[str, Any]:

@@ -177,6 +177,10 @@ def preview_export(
     aggregate: Annotated[
         str | None, Query(max_length=8192, description="JSON object, as in POST /v1/exports")
     ] = None,
+    privacy: Annotated[
+        str | None,
+        Query(max_length=256, description="Comma-separated privacy transforms, as in POST"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> Response[str]:
     time_range = {
@@ -192,6 +196,7 @@ def preview_export(
         "time_range": time_range or None,
         "options": _json_parameter("options", options, {}),
         "aggregate": _json_parameter("aggregate", aggregate, None),
+        "privacy": [] if not privacy else [name.strip() for name in privacy.split(",")],
     }
     request = validated_request(body)
     preview = exports.preview_export(tenant_user(), request, limit, export_services())
@@ -206,6 +211,7 @@ def preview_export(
             "estimated_rows": preview.estimated_rows,
             "estimated_rows_exact": preview.estimated_rows_exact,
             "estimated_bytes": preview.estimated_bytes,
+            "privacy": preview.privacy,
         },
     )
 

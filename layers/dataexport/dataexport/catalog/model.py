@@ -63,6 +63,31 @@ class Sensitivity(StrEnum):
     SECRET = "secret"  # noqa: S105 (a kind of column, not a password)
 
 
+class PrivacyTransform(StrEnum):
+    """What a privacy profile does to the sensitive columns of an export (SPEC section 6)."""
+
+    ANONYMIZE_IP = "anonymize_ip"  # `ip` columns keep their network: IPv4 /24, IPv6 /48
+    HASH_IDENTIFIERS = "hash_identifiers"  # `identifier` columns become HMAC-SHA256 hex digests
+    MASK_EMAIL = "mask_email"  # `email` columns become j***@example.com
+    DROP_SENSITIVE = "drop_sensitive"  # every sensitive column is left out
+
+
+PROTECTED_BY: dict[Sensitivity, PrivacyTransform] = {
+    Sensitivity.IP: PrivacyTransform.ANONYMIZE_IP,
+    Sensitivity.IDENTIFIER: PrivacyTransform.HASH_IDENTIFIERS,
+    Sensitivity.EMAIL: PrivacyTransform.MASK_EMAIL,
+}
+"""The transform that rewrites each kind of column (secrets are never rewritten, only left out)."""
+
+# What a transform's input may be: text, or for identifiers integers as well (hashed as text).
+SENSITIVE_COLUMN_TYPES: dict[Sensitivity, frozenset[ColumnType]] = {
+    Sensitivity.IP: frozenset({ColumnType.STRING}),
+    Sensitivity.EMAIL: frozenset({ColumnType.STRING}),
+    Sensitivity.IDENTIFIER: frozenset({ColumnType.STRING, ColumnType.INTEGER}),
+    Sensitivity.SECRET: frozenset(ColumnType),
+}
+
+
 class FilterOperator(StrEnum):
     EQ = "eq"
     NE = "ne"
@@ -269,6 +294,8 @@ class Dataset(_CatalogModel):
     default_fields: list[Identifier] = Field(default_factory=list)
     default_sort: list[SortSpec] = Field(default_factory=list)
     roles: list[Role] = Field(default_factory=lambda: list(DEFAULT_ROLES), min_length=1)
+    # Privacy transforms forced on a role, whatever its requests ask: {member: [hash_identifiers]}.
+    privacy: dict[Role, list[PrivacyTransform]] = Field(default_factory=dict)
     max_span_days: int | None = Field(default=None, ge=1)
     aggregations: AggregationSpec | None = None
 
@@ -280,6 +307,7 @@ class Dataset(_CatalogModel):
             *self._sort_problems(),
             *self._dynamodb_problems(),
             *self._aggregation_problems(),
+            *self._privacy_problems(),
         ]
         if problems:
             raise ValueError("; ".join(problems))
@@ -421,6 +449,32 @@ class Dataset(_CatalogModel):
                 )
         return problems
 
+    def _privacy_problems(self) -> list[str]:
+        problems = []
+        for index, column in enumerate(self.columns):
+            if column.sensitive is None:
+                continue
+            allowed = SENSITIVE_COLUMN_TYPES[column.sensitive]
+            if column.type not in allowed:
+                problems.append(
+                    f"columns[{index}].sensitive: {column.sensitive} columns must be "
+                    f"{' or '.join(sorted(allowed))}, not {column.type}"
+                )
+        secrets = {c.name for c in self.columns if c.sensitive is Sensitivity.SECRET}
+        problems += [
+            f"default_fields: {name!r} is a secret column; secrets are exported only when named"
+            for name in self.default_fields
+            if name in secrets
+        ]
+        for role, transforms in self.privacy.items():
+            if role not in self.roles:
+                problems.append(f"privacy.{role}: the role may not export this dataset")
+            problems += [
+                f"privacy.{role}: {name!r} is listed more than once"
+                for name in _duplicates([transform.value for transform in transforms])
+            ]
+        return problems
+
     # ----------------------------------------------------------------- lookups
     @property
     def column_names(self) -> list[str]:
@@ -450,8 +504,11 @@ class Dataset(_CatalogModel):
         return None
 
     def default_field_names(self) -> list[str]:
-        """The fields exported when a request names none: default_fields, else every column."""
-        return list(self.default_fields) or self.column_names
+        """The fields exported when a request names none: default_fields, else every column
+        but the secret ones."""
+        return list(self.default_fields) or [
+            column.name for column in self.columns if column.sensitive is not Sensitivity.SECRET
+        ]
 
     def allows_role(self, role: str) -> bool:
         return role in self.roles

@@ -232,9 +232,15 @@ def manifest_document(
         "max_file_size_mb": job.max_file_size_mb,
         "files": [file.public_view() for file in files],
         "schema": [
-            {"name": column.name, "label": column.label, "type": column.type.value}
+            {
+                "name": column.name,
+                "label": column.label,
+                "type": column.type.value,
+                **_privacy_of(resolved, column.name),
+            }
             for column in resolved.columns
         ],
+        "privacy": job.privacy,
         "filters": job.filters,
         "time_range": job.time_range,
         "timezone": resolved.options.timezone.key,
@@ -242,6 +248,12 @@ def manifest_document(
         "created_at": job.created_at.isoformat(),
         "completed_at": completed_at.isoformat(),
     }
+
+
+def _privacy_of(resolved: ResolvedExport, name: str) -> dict[str, str]:
+    """A schema entry's note of the transform that rewrote its values, if one did."""
+    rewrite = resolved.privacy.rewrites.get(name)
+    return {} if rewrite is None else {"privacy": rewrite.value}
 
 
 def record_manifest(

@@ -184,6 +184,8 @@ def resolve_job(job: ExportJob, catalog: Catalog) -> ResolvedExport:
             "time_range": job.time_range,
             "options": job.options,
             "aggregate": job.aggregate,
+            # The job keeps the profile in effect: forced transforms are part of it.
+            "privacy": job.privacy,
         }
     )
     return resolve_export(request, catalog, now=job.created_at)

@@ -135,6 +135,8 @@ def request_hash(request: ExportRequest, resolved: ResolvedExport) -> str:
         "time_range": stored_time_range(request),
         "options": request.options.model_dump(),
         "aggregate": stored_aggregate(request),
+        # The profile in effect, forced transforms included.
+        "privacy": resolved.privacy.names(),
     }
     return hashlib.sha256(json.dumps(normalized, sort_keys=True).encode()).hexdigest()
 
@@ -229,6 +231,7 @@ def create_export(
         time_range=stored_time_range(request),
         options=request.options.model_dump(),
         aggregate=stored_aggregate(request),
+        privacy=resolved.privacy.names(),
         owner_scoped=_owner_scoped(caller, resolved),
         request_hash=digest,
         file_name=file_name_for(job_id, resolved),
@@ -289,6 +292,8 @@ class ExportPreview:
     estimated_rows: int
     estimated_rows_exact: bool
     estimated_bytes: int
+    # The privacy profile applied to the rows shown, as an export would apply it.
+    privacy: list[str]
 
 
 def preview_export(
@@ -316,6 +321,7 @@ def preview_export(
         estimated_rows=estimate.rows,
         estimated_rows_exact=estimate.exact,
         estimated_bytes=framing + round(per_row * estimate.rows),
+        privacy=resolved.privacy.names(),
     )
 
 

@@ -1,0 +1,237 @@
+"""Privacy profiles (SPEC section 6): what an export does to the columns the catalog marks
+`sensitive`, and the Python side of each transform.
+
+A profile is a set of transforms. A request names some (`"privacy": ["hash_identifiers"]`), the
+dataset may force some on the caller's role (`privacy: {member: [hash_identifiers]}` in its
+catalog entry), and the export applies the union: a forced transform cannot be asked away.
+
+Per column, by its `sensitive` mark:
+- `ip` with anonymize_ip: the network part only (IPv4 /24, IPv4-mapped IPv6 the same /24 of
+  its IPv4 address, other IPv6 /48), written as PostgreSQL's `host()` writes it. Text that is not
+  one plain address (a prefix, a zone id, spaces, leading zeros in an IPv4 octet) becomes NULL.
+- `identifier` with hash_identifiers: the lowercase hex HMAC-SHA256 of its UTF-8 text, keyed by
+  the deployment's hashing secret: stable across exports, unlinkable without the key.
+- `email` with mask_email: the first character of the local part, `***`, `@` and the domain
+  (split at the last `@`); text without a local part or a domain becomes NULL.
+- every sensitive column with drop_sensitive: left out of the export. Naming one in `fields` is
+  a 400 naming it; the default fields lose them silently.
+- `secret` columns are never in the default fields, and under any profile (or for a member)
+  naming one is a 400: only an admin exporting without a profile may have them.
+NULL stays NULL everywhere. Filters on a column the profile rewrites or leaves out are refused
+(is_null excepted): which rows come back would reveal the raw values (a prefix filter spells them
+out). Rewritten columns are strings in every format.
+
+PostgreSQL datasets apply the transforms in SQL (privacy_sql), the audit trail in Python (here);
+the two give the same text for the same input, which the integration tests check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dataexport.catalog.model import (
+    PROTECTED_BY,
+    Dataset,
+    FilterOperator,
+    PrivacyTransform,
+    Sensitivity,
+)
+
+# ------------------------------------------------------------------ the hashing key
+
+HMAC_BLOCK_BYTES = 64  # SHA-256's block size (RFC 2104's B)
+_INNER_PAD = 0x36
+_OUTER_PAD = 0x5C
+
+
+class HashingKey:
+    """The deployment's HMAC key for hash_identifiers. Its text never appears in a repr."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if not key:
+            raise ValueError("the hashing key is empty")
+        self._key = key
+
+    @classmethod
+    def from_secret_string(cls, secret: str) -> HashingKey:
+        """The key of a Secrets Manager secret: its SecretString's UTF-8 bytes."""
+        return cls(secret.encode("utf-8"))
+
+    def digest(self, text: str) -> str:
+        """HMAC-SHA256 of `text`'s UTF-8 bytes, in lowercase hex."""
+        return hmac.new(self._key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def pads(self) -> tuple[bytes, bytes]:
+        """RFC 2104's (K xor ipad, K xor opad) blocks: with them, HMAC(K, m) is
+        sha256(opad_block || sha256(ipad_block || m)), which PostgreSQL computes with sha256()."""
+        key = self._key
+        if len(key) > HMAC_BLOCK_BYTES:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(HMAC_BLOCK_BYTES, b"\0")
+        return bytes(b ^ _INNER_PAD for b in key), bytes(b ^ _OUTER_PAD for b in key)
+
+    def __repr__(self) -> str:
+        return "HashingKey(<redacted>)"
+
+
+HashingKeySource = Callable[[], HashingKey]
+
+
+# ------------------------------------------------------------------ the Python transforms
+
+# One plain address: what both PostgreSQL's inet and Python's ipaddress accept alike. Zone ids
+# (fe80::1%eth0) only Python takes, prefixes (/24) and leading zeros in IPv4 octets only
+# PostgreSQL; privacy_sql refuses the same texts.
+IP_CHARACTERS = re.compile(r"[0-9A-Fa-f:.]+")
+IPV4_LEADING_ZERO = re.compile(r"\.0[0-9]|(^|:)0[0-9]+\.")
+IPV4_PREFIX = 24
+IPV6_PREFIX = 48
+MAPPED_PREFIX = 96 + IPV4_PREFIX
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def anonymize_ip(value: Any) -> str | None:
+    """The network part of an IP address, as PostgreSQL's host() writes it; None if `value` is
+    not one plain IPv4 or IPv6 address."""
+    if value is None:
+        return None
+    text = str(value)
+    if not IP_CHARACTERS.fullmatch(text) or IPV4_LEADING_ZERO.search(text):
+        return None
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv4Address):
+        return str(ipaddress.IPv4Network((address, IPV4_PREFIX), strict=False).network_address)
+    if address in _MAPPED:
+        # PostgreSQL writes the mapped address's last 32 bits as an IPv4 address.
+        mapped = address.ipv4_mapped
+        assert mapped is not None
+        return "::ffff:" + str(anonymize_ip(str(mapped)))
+    return str(ipaddress.IPv6Network((address, IPV6_PREFIX), strict=False).network_address)
+
+
+EMAIL_MASK = "***"
+
+
+def mask_email(value: Any) -> str | None:
+    """`jane@example.com` -> `j***@example.com`; None without a local part or a domain."""
+    if value is None:
+        return None
+    local, at, domain = str(value).rpartition("@")
+    if not at or not local or not domain:
+        return None
+    return f"{local[0]}{EMAIL_MASK}@{domain}"
+
+
+def _hasher(key: HashingKey) -> Callable[[Any], str | None]:
+    def hash_value(value: Any) -> str | None:
+        return None if value is None else key.digest(str(value))
+
+    return hash_value
+
+
+# ------------------------------------------------------------------ profiles on a dataset
+
+
+def effective_profile(
+    dataset: Dataset, requested: Iterable[PrivacyTransform], role: str | None
+) -> frozenset[PrivacyTransform]:
+    """The request's transforms and those the dataset forces on `role` (None: none forced,
+    as in the steps, which run what the job recorded)."""
+    forced = next((items for name, items in dataset.privacy.items() if name == role), [])
+    return frozenset(requested) | frozenset(forced)
+
+
+def canonical(profile: Iterable[PrivacyTransform]) -> list[str]:
+    """A profile as jobs, manifests and request hashes keep it: sorted names."""
+    return sorted(transform.value for transform in set(profile))
+
+
+def treatment(
+    dataset: Dataset, column: str, profile: frozenset[PrivacyTransform]
+) -> PrivacyTransform | None:
+    """What `profile` does to `column`: the transform that rewrites it, DROP_SENSITIVE when
+    it is left out, None when it goes out as it is."""
+    sensitive = dataset.column(column).sensitive
+    if sensitive is None:
+        return None
+    if PrivacyTransform.DROP_SENSITIVE in profile or (sensitive is Sensitivity.SECRET and profile):
+        return PrivacyTransform.DROP_SENSITIVE
+    rewrite = PROTECTED_BY.get(sensitive)
+    return rewrite if rewrite in profile else None
+
+
+def hides(dataset: Dataset, column: str, profile: frozenset[PrivacyTransform]) -> bool:
+    """Whether the export never shows `column`'s raw values (rewritten or left out)."""
+    return treatment(dataset, column, profile) is not None
+
+
+@dataclass(frozen=True)
+class PrivacyPlan:
+    """A profile applied to an export's output: which output columns it rewrites, and how."""
+
+    profile: frozenset[PrivacyTransform] = frozenset()
+    # Output column name -> the transform rewriting it (never DROP_SENSITIVE: dropped columns
+    # are not in the output at all).
+    rewrites: dict[str, PrivacyTransform] = field(default_factory=dict)
+
+    @property
+    def needs_key(self) -> bool:
+        return PrivacyTransform.HASH_IDENTIFIERS in self.rewrites.values()
+
+    def names(self) -> list[str]:
+        return canonical(self.profile)
+
+    def row_transform(
+        self, fields: Sequence[str], key: HashingKeySource
+    ) -> Callable[[list[Any]], list[Any]] | None:
+        """A function rewriting one row of `fields` in place (None when nothing changes)."""
+        steps: list[tuple[int, Callable[[Any], str | None]]] = []
+        for index, name in enumerate(fields):
+            rewrite = self.rewrites.get(name)
+            if rewrite is PrivacyTransform.ANONYMIZE_IP:
+                steps.append((index, anonymize_ip))
+            elif rewrite is PrivacyTransform.MASK_EMAIL:
+                steps.append((index, mask_email))
+            elif rewrite is PrivacyTransform.HASH_IDENTIFIERS:
+                steps.append((index, _hasher(key())))
+        if not steps:
+            return None
+
+        def transform(row: list[Any]) -> list[Any]:
+            for index, function in steps:
+                row[index] = function(row[index])
+            return row
+
+        return transform
+
+    def apply(
+        self, fields: Sequence[str], batches: Iterable[list[list[Any]]], key: HashingKeySource
+    ) -> Iterator[list[list[Any]]]:
+        """`batches` with every row rewritten (rows rendered in Python: the audit trail)."""
+        transform = self.row_transform(fields, key)
+        iterator = iter(batches)
+        try:
+            for batch in iterator:
+                yield batch if transform is None else [transform(row) for row in batch]
+        finally:
+            # A reader stopped early (a preview) releases its source now, not when collected.
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+
+NO_PRIVACY = PrivacyPlan()
+
+# Filters that reveal nothing a hidden column's output does not already show.
+HARMLESS_OPERATORS = frozenset({FilterOperator.IS_NULL})
