@@ -79,6 +79,16 @@ class ApiClient:
                 raise AssertionError(f"export {job_id} still {job.get('status')} after {timeout}s")
             time.sleep(0.2)
 
+    def export(self, body: dict[str, Any], timeout: float = 90) -> tuple[dict[str, Any], bytes]:
+        """Create an export, wait for it to complete, and download its file through the
+        presigned URL: the finished job and the file's bytes."""
+        job = self.create_export(body)
+        done = self.wait_for(job["id"], {"completed", "failed"}, timeout=timeout)
+        assert done["status"] == "completed", done["error"]
+        _, download = self.download(job["id"])
+        assert download.status == 200
+        return done, download.body
+
     def download(self, job_id: str, file: int | None = None) -> tuple[HttpAnswer, HttpAnswer]:
         """The API's redirect, then the presigned URL it points to, fetched over HTTP (a split
         export's manifest, or its file number `file`)."""

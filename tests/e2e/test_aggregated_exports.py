@@ -55,22 +55,13 @@ def expected_groups(database: LocalDatabase) -> list[list[Any]]:
         connection.close()
 
 
-def exported(runtime: Any, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-    client = admin(runtime)
-    job = client.create_export(request)
-    done = client.wait_for(job["id"], {"completed", "failed"}, timeout=120)
-    assert done["status"] == "completed", done["error"]
-    _, download = client.download(job["id"])
-    return done, download.body
-
-
 def test_an_aggregated_csv_export_holds_one_row_per_group(
     runtime: Any, database: LocalDatabase
 ) -> None:
     expected = expected_groups(database)
     assert len(expected) > 1
 
-    done, body = exported(runtime, {**REQUEST, "format": "csv", "options": {"timezone": ZONE}})
+    done, body = admin(runtime).export({**REQUEST, "format": "csv", "options": {"timezone": ZONE}})
 
     rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
     assert rows[0] == [
@@ -109,7 +100,7 @@ def test_an_aggregated_json_export_and_its_preview_agree(
     runtime: Any, database: LocalDatabase
 ) -> None:
     expected = expected_groups(database)
-    _, body = exported(runtime, {**REQUEST, "format": "json"})
+    _, body = admin(runtime).export({**REQUEST, "format": "json"})
     objects = json.loads(body)
     assert len(objects) == len(expected)
     assert [(item["model"], item["count"]) for item in objects] == [
@@ -168,7 +159,7 @@ def test_aggregated_parquet_and_xlsx_exports_are_typed(
     runtime: Any, database: LocalDatabase
 ) -> None:
     expected = expected_groups(database)
-    _, body = exported(runtime, {**REQUEST, "format": "parquet"})
+    _, body = admin(runtime).export({**REQUEST, "format": "parquet"})
     table = pq.read_table(pa.BufferReader(body))
     assert table.column_names[:3] == ["day", "model", "count"]
     assert str(table.schema.field("day").type) == f"timestamp[us, tz={ZONE}]"
@@ -176,7 +167,7 @@ def test_aggregated_parquet_and_xlsx_exports_are_typed(
     assert table.column("sum_total_tokens").to_pylist() == [want[3] for want in expected]
     assert table.column("spend").to_pylist() == [want[4] for want in expected]
 
-    _, body = exported(runtime, {**REQUEST, "format": "xlsx"})
+    _, body = admin(runtime).export({**REQUEST, "format": "xlsx"})
     (sheet,) = openpyxl.load_workbook(io.BytesIO(body), read_only=True).worksheets
     rows = list(sheet.iter_rows(values_only=True))
     assert [row[2] for row in rows[1:]] == [want[2] for want in expected]

@@ -88,14 +88,10 @@ def source_rows(
 
 
 def exported(runtime: Any, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-    client = admin(runtime)
-    job = client.create_export(request)
-    done = client.wait_for(job["id"], {"completed", "failed"}, timeout=180)
-    assert done["status"] == "completed", done["error"]
-    _, download = client.download(job["id"])
-    assert hashlib.sha256(download.body).hexdigest() == done["sha256"]
-    assert len(download.body) == done["bytes"]
-    return done, download.body
+    done, body = admin(runtime).export(request, timeout=180)
+    assert hashlib.sha256(body).hexdigest() == done["sha256"]
+    assert len(body) == done["bytes"]
+    return done, body
 
 
 def excel_value(value: Any, column_type: ColumnType, zone: ZoneInfo) -> Any:

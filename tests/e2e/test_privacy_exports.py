@@ -37,16 +37,6 @@ def hmac_hex(key: bytes, text: str) -> str:
     return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
 
-def exported(client: ApiClient, body: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-    """Create an export, wait for it, and download its file through the presigned URL."""
-    job = client.create_export(body)
-    done = client.wait_for(job["id"], {"completed", "failed"})
-    assert done["status"] == "completed", done["error"]
-    _, download = client.download(job["id"])
-    assert download.status == 200
-    return done, download.body
-
-
 def ndjson(body: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in body.decode().splitlines()]
 
@@ -68,8 +58,8 @@ def test_hash_identifiers_gives_stable_hmacs_of_the_deployment_secret(
     body["privacy"] = "hash_identifiers"
 
     # When the usage logs are exported twice with hash_identifiers
-    job, first = exported(admin, body)
-    _, second = exported(admin, {**body, "options": {"timezone": "Europe/Paris"}})
+    job, first = admin.export(body)
+    _, second = admin.export({**body, "options": {"timezone": "Europe/Paris"}})
 
     # Then user names and session ids are the HMAC-SHA256 of the raw values under that key
     raw = raw_usage(superuser)
@@ -98,7 +88,7 @@ def test_a_different_secret_gives_different_hashes(runtime: Any, superuser: Any)
         "fields": ["id", "user_name"],
         "privacy": ["hash_identifiers"],
     }
-    _, before = exported(admin, body)
+    _, before = admin.export(body)
     client = runtime.boto3_client("secretsmanager")
     arn = hashing_secret(runtime)
     original = client.get_secret_value(SecretId=arn)["SecretString"]
@@ -106,7 +96,7 @@ def test_a_different_secret_gives_different_hashes(runtime: Any, superuser: Any)
         # When the secret is rotated and the functions' few-minute cache has run out
         client.put_secret_value(SecretId=arn, SecretString="a-rotated-hashing-key-for-tests")
         parameters.clear_caches()  # type: ignore[no-untyped-call]
-        _, after = exported(admin, {**body, "options": {"timezone": "Asia/Tokyo"}})
+        _, after = admin.export({**body, "options": {"timezone": "Asia/Tokyo"}})
     finally:
         client.put_secret_value(SecretId=arn, SecretString=original)
         parameters.clear_caches()  # type: ignore[no-untyped-call]
@@ -132,7 +122,7 @@ def test_a_member_is_forced_into_the_datasets_profile(runtime: Any, superuser: A
 
     # When the member exports it as Parquet asking for no profile at all
     body = {"dataset": "usage_logs_pseudonymous", "format": "parquet", "privacy": []}
-    job, content = exported(member, body)
+    job, content = member.export(body)
 
     # Then their own user name is hashed anyway, as a string column
     table = pq.read_table(io.BytesIO(content))
@@ -168,8 +158,7 @@ def test_drop_sensitive_leaves_the_sensitive_columns_out(runtime: Any) -> None:
     admin = ApiClient(runtime.api_url, runtime.token("usr_acme_priv4", ORG, "admin"))
 
     # When the default fields are exported as CSV with drop_sensitive
-    job, content = exported(
-        admin,
+    job, content = admin.export(
         {
             "dataset": "usage_logs",
             "format": "csv",
@@ -197,14 +186,13 @@ def test_the_audit_trail_is_rewritten_in_python_alike(runtime: Any) -> None:
     # Given a tenant with audit events: an export created and downloaded
     org = "org_privacy_audit"
     admin = ApiClient(runtime.api_url, runtime.token("ada", org, "admin"))
-    exported(admin, {"dataset": "usage_logs", "fields": ["model"]})
+    admin.export({"dataset": "usage_logs", "fields": ["model"]})
     key = hashing_key(runtime)
     fields = ["seq", "actor_id", "source_ip", "type"]
 
     # When the audit trail is exported raw, and with hash_identifiers and anonymize_ip
-    _, raw = exported(admin, {"dataset": "audit_events", "format": "ndjson", "fields": fields})
-    job, private = exported(
-        admin,
+    _, raw = admin.export({"dataset": "audit_events", "format": "ndjson", "fields": fields})
+    job, private = admin.export(
         {
             "dataset": "audit_events",
             "format": "ndjson",

@@ -37,13 +37,6 @@ class TimeBucket(StrEnum):
     MONTH = "month"
 
 
-BUCKET_LABELS = {
-    TimeBucket.HOUR: "Hour",
-    TimeBucket.DAY: "Day",
-    TimeBucket.WEEK: "Week",
-    TimeBucket.MONTH: "Month",
-}
-
 FUNCTION_LABELS = {
     MeasureFunction.SUM: "Sum of",
     MeasureFunction.AVG: "Average",
@@ -115,7 +108,7 @@ def output_columns(dataset: Dataset, aggregation: Aggregation) -> list[OutputCol
         columns.append(
             OutputColumn(
                 name=aggregation.time_bucket.value,
-                label=BUCKET_LABELS[aggregation.time_bucket],
+                label=aggregation.time_bucket.value.title(),
                 type=dataset.column(dataset.time_column).type,
             )
         )

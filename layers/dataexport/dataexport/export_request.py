@@ -248,12 +248,15 @@ class ResolvedExport:
             return self._group_count(self.aggregation, scope)
         return build_count(self.dataset, scope, self.filters, self.window)
 
+    @property
+    def splittable(self) -> bool:
+        """Whether segments can read stretches of the source's order: groups have no position
+        in it, so an aggregated export is read whole."""
+        return self.aggregation is None
+
     def plan_count(self, scope: RowScope) -> BoundQuery:
-        if self.aggregation is not None:
-            # Groups have no position in the source's order: every group counts as one
-            # without, so the export is never split into segments.
-            groups = self._group_count(self.aggregation, scope)
-            return BoundQuery(f"SELECT n, n FROM ({groups.sql}) AS counted(n)", groups.params)
+        if not self.splittable:
+            raise ValueError("an aggregated export has no positions to plan segments by")
         return build_plan_count(self.dataset, scope, self.filters, self.window)
 
     def _group_count(

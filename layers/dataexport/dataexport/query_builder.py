@@ -353,6 +353,40 @@ def _measure_expression(measure: Measure) -> str:
     return f"{measure.function.value}({column})"
 
 
+def _aggregate_groups(
+    dataset: Dataset,
+    aggregation: Aggregation,
+    scope: RowScope,
+    filters: Sequence[FilterClause],
+    window: TimeWindow,
+    *,
+    time_zone: str,
+    params: _Parameters,
+) -> tuple[str, int]:
+    """The query computing the groups, its columns named as the output, unordered; and how
+    many of its leading columns are the group's key."""
+    grouped: list[str] = []
+    if aggregation.time_bucket is not None:
+        grouped.append(_bucket_expression(dataset, aggregation.time_bucket, time_zone, params))
+    grouped += [quote_identifier(name) for name in aggregation.dimensions]
+    expressions = [
+        *grouped,
+        *(_measure_expression(measure) for measure in aggregation.measures),
+    ]
+    names = [quote_identifier(name) for name in aggregation.output_names]
+    aliased = (
+        f"{expression} AS {name}" for expression, name in zip(expressions, names, strict=True)
+    )
+    sql = (
+        "SELECT "
+        + ", ".join(aliased)
+        + f" FROM {_source(dataset)} WHERE {_where(dataset, scope, filters, window, params)}"
+    )
+    if grouped:
+        sql += " GROUP BY " + ", ".join(str(position) for position in range(1, len(grouped) + 1))
+    return sql, len(grouped)
+
+
 def build_aggregate_select(
     dataset: Dataset,
     aggregation: Aggregation,
@@ -369,30 +403,15 @@ def build_aggregate_select(
     The groups are computed in a subquery whose columns carry the output names, so a
     `select_list` rendering them refers to them exactly as it would to source columns."""
     params = _Parameters()
-    grouped: list[str] = []
-    if aggregation.time_bucket is not None:
-        grouped.append(_bucket_expression(dataset, aggregation.time_bucket, time_zone, params))
-    grouped += [quote_identifier(name) for name in aggregation.dimensions]
-    expressions = [
-        *grouped,
-        *(_measure_expression(measure) for measure in aggregation.measures),
-    ]
+    groups, key_columns = _aggregate_groups(
+        dataset, aggregation, scope, filters, window, time_zone=time_zone, params=params
+    )
     names = [quote_identifier(name) for name in aggregation.output_names]
-    aliased = (
-        f"{expression} AS {name}" for expression, name in zip(expressions, names, strict=True)
-    )
-    inner = (
-        "SELECT "
-        + ", ".join(aliased)
-        + f" FROM {_source(dataset)} WHERE {_where(dataset, scope, filters, window, params)}"
-    )
-    if grouped:
-        inner += " GROUP BY " + ", ".join(str(position) for position in range(1, len(grouped) + 1))
     columns = ", ".join(select_list if select_list is not None else names)
-    sql = f"SELECT {columns} FROM ({inner}) AS {AGGREGATED}"
-    if grouped:
+    sql = f"SELECT {columns} FROM ({groups}) AS {AGGREGATED}"
+    if key_columns:
         sql += " ORDER BY " + ", ".join(
-            f"{AGGREGATED}.{name} ASC NULLS LAST" for name in names[: len(grouped)]
+            f"{AGGREGATED}.{name} ASC NULLS LAST" for name in names[:key_columns]
         )
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
@@ -410,14 +429,10 @@ def build_aggregate_count(
     bound: int | None = None,
 ) -> BoundQuery:
     """The number of groups build_aggregate_select returns (counted up to `bound` if given)."""
-    groups = build_aggregate_select(
-        dataset,
-        aggregation,
-        scope,
-        filters,
-        window,
-        time_zone=time_zone,
-        select_list=["1"],
-        limit=bound,
+    params = _Parameters()
+    groups, _ = _aggregate_groups(
+        dataset, aggregation, scope, filters, window, time_zone=time_zone, params=params
     )
-    return BoundQuery(f"SELECT count(*) FROM ({groups.sql}) AS groups", groups.params)
+    if bound is not None:
+        groups += f" LIMIT {int(bound)}"
+    return BoundQuery(f"SELECT count(*) FROM ({groups}) AS {AGGREGATED}", params.values)

@@ -103,6 +103,8 @@ class PostgresRows:
     def plan(
         self, export: ResolvedExport, scope: RowScope, segment_rows: int, max_segments: int
     ) -> RowsPlan:
+        if not export.splittable:
+            return RowsPlan(self.count(export, scope))
         rows_total, without_position = self._reader.fetch(export.plan_count(scope))[0]
         if without_position or rows_total <= segment_rows:
             return RowsPlan(int(rows_total))
