@@ -23,9 +23,7 @@ from dataexport.catalog.loader import Catalog
 from dataexport.catalog.model import (
     ColumnType,
     Dataset,
-    MeasureFunction,
     PrivacyTransform,
-    Sensitivity,
 )
 from dataexport.errors import DatasetNotFound, InvalidRequest, PermissionDenied
 from dataexport.filters import FilterClause, TimeWindow, parse_filters, parse_time_window
@@ -40,11 +38,13 @@ from dataexport.formats.writer import (
 )
 from dataexport.identity import Caller
 from dataexport.privacy import (
-    HARMLESS_OPERATORS,
     NO_PRIVACY,
     PrivacyPlan,
+    check_aggregation,
+    check_fields,
+    check_filters,
     effective_profile,
-    hides,
+    privacy_plan,
     treatment,
 )
 from dataexport.privacy_sql import rewritten
@@ -306,97 +306,8 @@ def resolve_fields(
     duplicates = sorted({name for name in requested if requested.count(name) > 1})
     if duplicates:
         raise InvalidRequest("fields", f"Field(s) listed twice: {', '.join(duplicates)}.")
-    _check_sensitive_fields(dataset, requested, profile, caller)
+    check_fields(dataset, requested, profile, caller)
     return list(requested)
-
-
-def _check_sensitive_fields(
-    dataset: Dataset,
-    requested: list[str],
-    profile: frozenset[PrivacyTransform],
-    caller: Caller | None,
-) -> None:
-    dropped = [
-        name
-        for name in requested
-        if treatment(dataset, name, profile) is PrivacyTransform.DROP_SENSITIVE
-    ]
-    if dropped:
-        raise InvalidRequest(
-            "fields",
-            f"Field(s) {', '.join(dropped)} are sensitive and left out by the privacy profile "
-            f"({', '.join(sorted(profile))}); remove them.",
-            {"sensitive": dropped},
-        )
-    # The steps resolve without a caller: the role was checked when the job was created.
-    if caller is not None and not caller.is_admin:
-        secret = [
-            name for name in requested if dataset.column(name).sensitive is Sensitivity.SECRET
-        ]
-        if secret:
-            raise InvalidRequest(
-                "fields",
-                f"Field(s) {', '.join(secret)} are secret; only admins may export them.",
-                {"sensitive": secret},
-            )
-
-
-def _check_private_filters(
-    dataset: Dataset, filters: list[FilterClause], profile: frozenset[PrivacyTransform]
-) -> None:
-    """Filters on a column the profile hides would reveal its raw values through the rows
-    that come back (a prefix filter spells them out): refused, is_null excepted."""
-    for index, clause in enumerate(filters):
-        if clause.op not in HARMLESS_OPERATORS and hides(dataset, clause.column, profile):
-            raise InvalidRequest(
-                f"filters[{index}].field",
-                f"{clause.column!r} is sensitive and hidden by the privacy profile "
-                f"({', '.join(sorted(profile))}); it can only be filtered with is_null.",
-                {"sensitive": [clause.column]},
-            )
-
-
-_COUNTS = frozenset({MeasureFunction.COUNT, MeasureFunction.COUNT_DISTINCT})
-
-
-def _check_private_aggregation(
-    dataset: Dataset, aggregation: Aggregation, profile: frozenset[PrivacyTransform]
-) -> None:
-    """Groups of a rewritten dimension carry the rewritten value; a dropped one cannot be
-    grouped by, and a hidden column may only be counted (its min or max is a raw value)."""
-    for name in aggregation.dimensions:
-        if treatment(dataset, name, profile) is PrivacyTransform.DROP_SENSITIVE:
-            raise InvalidRequest(
-                "aggregate.group_by",
-                f"{name!r} is sensitive and left out by the privacy profile; group by another.",
-                {"sensitive": [name]},
-            )
-    for index, measure in enumerate(aggregation.measures):
-        if (
-            measure.column is not None
-            and measure.function not in _COUNTS
-            and hides(dataset, measure.column, profile)
-        ):
-            raise InvalidRequest(
-                f"aggregate.measures[{index}].field",
-                f"{measure.column!r} is sensitive and hidden by the privacy profile; it can "
-                "only be counted.",
-                {"sensitive": [measure.column]},
-            )
-
-
-def privacy_plan(
-    dataset: Dataset,
-    output: list[str],
-    profile: frozenset[PrivacyTransform],
-) -> PrivacyPlan:
-    """Which of the `output` columns (source columns by name) the profile rewrites."""
-    rewrites: dict[str, PrivacyTransform] = {}
-    for name in output:
-        rewrite = treatment(dataset, name, profile)
-        if rewrite is not None and rewrite is not PrivacyTransform.DROP_SENSITIVE:
-            rewrites[name] = rewrite
-    return PrivacyPlan(profile=profile, rewrites=rewrites)
 
 
 def resolve_options(raw: ExportOptionsInput) -> FormatOptions:
@@ -490,7 +401,7 @@ def resolve_export(
                 "aggregate.measures; remove fields.",
             )
         aggregation = resolve_aggregation(dataset, request.aggregate)
-        _check_private_aggregation(dataset, aggregation, profile)
+        check_aggregation(dataset, aggregation, profile)
         fields = aggregation.output_names
         plan = privacy_plan(dataset, list(aggregation.dimensions), profile)
     else:
@@ -507,7 +418,7 @@ def resolve_export(
     writer = get_format(request.format)
     _check_container_format(writer, request)
     filters = parse_filters([item.model_dump() for item in request.filters], dataset)
-    _check_private_filters(dataset, filters, profile)
+    check_filters(dataset, filters, profile)
     return ResolvedExport(
         dataset=dataset,
         fields=fields,

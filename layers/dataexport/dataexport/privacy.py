@@ -35,13 +35,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dataexport.aggregation import Aggregation
 from dataexport.catalog.model import (
+    COUNTING_MEASURES,
     PROTECTED_BY,
     Dataset,
     FilterOperator,
     PrivacyTransform,
     Sensitivity,
 )
+from dataexport.errors import InvalidRequest
+from dataexport.filters import FilterClause
+from dataexport.identity import Caller
 
 # ------------------------------------------------------------------ the hashing key
 
@@ -235,3 +240,89 @@ NO_PRIVACY = PrivacyPlan()
 
 # Filters that reveal nothing a hidden column's output does not already show.
 HARMLESS_OPERATORS = frozenset({FilterOperator.IS_NULL})
+
+
+def check_fields(
+    dataset: Dataset,
+    requested: list[str],
+    profile: frozenset[PrivacyTransform],
+    caller: Caller | None,
+) -> None:
+    dropped = [
+        name
+        for name in requested
+        if treatment(dataset, name, profile) is PrivacyTransform.DROP_SENSITIVE
+    ]
+    if dropped:
+        raise InvalidRequest(
+            "fields",
+            f"Field(s) {', '.join(dropped)} are sensitive and left out by the privacy profile "
+            f"({', '.join(sorted(profile))}); remove them.",
+            {"sensitive": dropped},
+        )
+    # The steps resolve without a caller: the role was checked when the job was created.
+    if caller is not None and not caller.is_admin:
+        secret = [
+            name for name in requested if dataset.column(name).sensitive is Sensitivity.SECRET
+        ]
+        if secret:
+            raise InvalidRequest(
+                "fields",
+                f"Field(s) {', '.join(secret)} are secret; only admins may export them.",
+                {"sensitive": secret},
+            )
+
+
+def check_filters(
+    dataset: Dataset, filters: list[FilterClause], profile: frozenset[PrivacyTransform]
+) -> None:
+    """Filters on a column the profile hides would reveal its raw values through the rows
+    that come back (a prefix filter spells them out): refused, is_null excepted."""
+    for index, clause in enumerate(filters):
+        if clause.op not in HARMLESS_OPERATORS and hides(dataset, clause.column, profile):
+            raise InvalidRequest(
+                f"filters[{index}].field",
+                f"{clause.column!r} is sensitive and hidden by the privacy profile "
+                f"({', '.join(sorted(profile))}); it can only be filtered with is_null.",
+                {"sensitive": [clause.column]},
+            )
+
+
+def check_aggregation(
+    dataset: Dataset, aggregation: Aggregation, profile: frozenset[PrivacyTransform]
+) -> None:
+    """Groups of a rewritten dimension carry the rewritten value; a dropped one cannot be
+    grouped by, and a hidden column may only be counted (its min or max is a raw value)."""
+    for name in aggregation.dimensions:
+        if treatment(dataset, name, profile) is PrivacyTransform.DROP_SENSITIVE:
+            raise InvalidRequest(
+                "aggregate.group_by",
+                f"{name!r} is sensitive and left out by the privacy profile; group by another.",
+                {"sensitive": [name]},
+            )
+    for index, measure in enumerate(aggregation.measures):
+        if (
+            measure.column is not None
+            and measure.function not in COUNTING_MEASURES
+            and hides(dataset, measure.column, profile)
+        ):
+            raise InvalidRequest(
+                f"aggregate.measures[{index}].field",
+                f"{measure.column!r} is sensitive and hidden by the privacy profile; it can "
+                "only be counted.",
+                {"sensitive": [measure.column]},
+            )
+
+
+def privacy_plan(
+    dataset: Dataset,
+    output: list[str],
+    profile: frozenset[PrivacyTransform],
+) -> PrivacyPlan:
+    """Which of the `output` columns (source columns by name) the profile rewrites."""
+    rewrites: dict[str, PrivacyTransform] = {}
+    for name in output:
+        rewrite = treatment(dataset, name, profile)
+        if rewrite is not None and rewrite is not PrivacyTransform.DROP_SENSITIVE:
+            rewrites[name] = rewrite
+    return PrivacyPlan(profile=profile, rewrites=rewrites)

@@ -159,11 +159,14 @@ class MeasureFunction(StrEnum):
 
 
 _NUMERIC_TYPES = frozenset({ColumnType.INTEGER, ColumnType.DECIMAL, ColumnType.FLOAT})
-_COUNTS = frozenset({MeasureFunction.COUNT, MeasureFunction.COUNT_DISTINCT})
+# Measures that say how many values a column has, never the values themselves.
+COUNTING_MEASURES = frozenset({MeasureFunction.COUNT, MeasureFunction.COUNT_DISTINCT})
 _EXTREMES = frozenset({MeasureFunction.MIN, MeasureFunction.MAX})
 _TOTALS = frozenset({MeasureFunction.SUM, MeasureFunction.AVG})
 MEASURES_BY_TYPE: dict[ColumnType, frozenset[MeasureFunction]] = {
-    column_type: _COUNTS | _EXTREMES | (_TOTALS if column_type in _NUMERIC_TYPES else frozenset())
+    column_type: COUNTING_MEASURES
+    | _EXTREMES
+    | (_TOTALS if column_type in _NUMERIC_TYPES else frozenset())
     for column_type in SORTABLE_COLUMN_TYPES
 }
 """Which measures make sense over a column of each type (none over JSON)."""
