@@ -6,6 +6,7 @@ and inside the steps (from the stored, normalised request), so both always agree
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from dataexport.aggregation import (
     resolve_aggregation,
 )
 from dataexport.catalog.loader import Catalog
-from dataexport.catalog.model import Dataset
+from dataexport.catalog.model import ChildDataset, Dataset
 from dataexport.errors import DatasetNotFound, InvalidRequest, PermissionDenied
 from dataexport.filters import FilterClause, TimeWindow, parse_filters, parse_time_window
 from dataexport.formats import get_format
@@ -33,9 +34,11 @@ from dataexport.formats.writer import (
     OutputColumn,
 )
 from dataexport.identity import Caller
+from dataexport.nesting import ChildShape, Nesting, resolve_nesting
 from dataexport.query_builder import (
     WHOLE_EXPORT,
     BoundQuery,
+    Children,
     RowScope,
     Span,
     build_aggregate_count,
@@ -46,6 +49,7 @@ from dataexport.query_builder import (
     build_plan_count,
     build_select,
 )
+from dataexport.sql_rendering import SourceType
 from dataexport.time_presets import TimePreset
 
 MAX_FIELDS = 500
@@ -102,6 +106,20 @@ class ExportOptionsInput(BaseModel):
         le=MAX_DECIMAL_PLACES,
         description="Round decimal and float cells to this many places (ties away from zero).",
     )
+    nested: bool = Field(
+        default=False,
+        description=(
+            "JSON and NDJSON, datasets with children: each row carries an array of its "
+            'children (e.g. "results": [...]), in their key order.'
+        ),
+    )
+    flatten: bool = Field(
+        default=False,
+        description=(
+            "Datasets with one child dataset: one row per child with its parent's columns "
+            "repeated (a parent without children: one row, child columns empty)."
+        ),
+    )
 
 
 class ExportRequest(BaseModel):
@@ -138,6 +156,8 @@ class ResolvedExport:
     max_file_bytes: int | None = None
     # One row per group instead of per source row; `fields` are then its output names.
     aggregation: Aggregation | None = None
+    # Children nested in each row or flattened into rows; `fields` stay the parent's.
+    nesting: Nesting | None = None
 
     @property
     def media_type(self) -> str:
@@ -148,10 +168,30 @@ class ResolvedExport:
     def columns(self) -> list[OutputColumn]:
         if self.aggregation is not None:
             return output_columns(self.dataset, self.aggregation)
-        return [
+        parent = [
             OutputColumn(name=column.name, label=column.label, type=column.type)
             for column in (self.dataset.column(name) for name in self.fields)
         ]
+        return parent + (self.nesting.output_columns() if self.nesting else [])
+
+    @property
+    def column_names(self) -> list[str]:
+        """The output's column names, in order: the fields, then any children's."""
+        return [column.name for column in self.columns]
+
+    @property
+    def nested_children(self) -> list[ChildDataset]:
+        """The children rendered to JSON inside each row: select needs their column types."""
+        if self.nesting is None or self.nesting.shape is not ChildShape.NESTED:
+            return []
+        return list(self.nesting.children)
+
+    def _children(
+        self, child_sources: Sequence[Sequence[SourceType]] | None = None
+    ) -> Children | None:
+        if self.nesting is None:
+            return None
+        return Children(self.nesting, child_sources or ())
 
     def select(
         self,
@@ -159,7 +199,10 @@ class ResolvedExport:
         select_list: list[str] | None = None,
         span: Span = WHOLE_EXPORT,
         limit: int | None = None,
+        child_sources: Sequence[Sequence[SourceType]] | None = None,
     ) -> BoundQuery:
+        """The export's rows; `child_sources` are the PostgreSQL types of the columns of
+        each of `nested_children` (describe build_child_probe)."""
         if self.aggregation is not None:
             if span != WHOLE_EXPORT:
                 raise ValueError("an aggregated export is read whole, never in segments")
@@ -182,17 +225,22 @@ class ResolvedExport:
             select_list=select_list,
             span=span,
             limit=limit,
+            children=self._children(child_sources),
         )
 
     def bounded_count(self, scope: RowScope, bound: int) -> BoundQuery:
         if self.aggregation is not None:
             return self._group_count(self.aggregation, scope, bound)
-        return build_bounded_count(self.dataset, scope, self.filters, self.window, bound)
+        return build_bounded_count(
+            self.dataset, scope, self.filters, self.window, bound, children=self._children()
+        )
 
     def count(self, scope: RowScope) -> BoundQuery:
         if self.aggregation is not None:
             return self._group_count(self.aggregation, scope)
-        return build_count(self.dataset, scope, self.filters, self.window)
+        return build_count(
+            self.dataset, scope, self.filters, self.window, children=self._children()
+        )
 
     def plan_count(self, scope: RowScope) -> BoundQuery:
         if self.aggregation is not None:
@@ -200,7 +248,9 @@ class ResolvedExport:
             # without, so the export is never split into segments.
             groups = self._group_count(self.aggregation, scope)
             return BoundQuery(f"SELECT n, n FROM ({groups.sql}) AS counted(n)", groups.params)
-        return build_plan_count(self.dataset, scope, self.filters, self.window)
+        return build_plan_count(
+            self.dataset, scope, self.filters, self.window, children=self._children()
+        )
 
     def _group_count(
         self, aggregation: Aggregation, scope: RowScope, bound: int | None = None
@@ -216,7 +266,9 @@ class ResolvedExport:
         )
 
     def boundaries(self, scope: RowScope, every: int) -> BoundQuery:
-        return build_boundaries(self.dataset, scope, self.filters, self.window, every)
+        return build_boundaries(
+            self.dataset, scope, self.filters, self.window, every, children=self._children()
+        )
 
 
 def resolve_fields(dataset: Dataset, requested: list[str] | None) -> list[str]:
@@ -333,10 +385,22 @@ def resolve_export(
         options.timezone,
         now,
     )
-    if request.options.metadata:
-        options = replace(options, metadata=metadata_header(request, fields, window, options, now))
     writer = get_format(request.format)
     _check_container_format(writer, request)
+    nesting = resolve_nesting(
+        dataset,
+        writer,
+        nested=request.options.nested,
+        flatten=request.options.flatten,
+        aggregated=aggregation is not None,
+    )
+    if request.options.metadata:
+        output_names = (
+            fields + [column.name for column in nesting.output_columns()] if nesting else fields
+        )
+        options = replace(
+            options, metadata=metadata_header(request, output_names, window, options, now)
+        )
     return ResolvedExport(
         dataset=dataset,
         fields=fields,
@@ -347,4 +411,5 @@ def resolve_export(
         compression=request.compression,
         max_file_bytes=None if request.max_file_size_mb is None else request.max_file_size_mb * MB,
         aggregation=aggregation,
+        nesting=nesting,
     )

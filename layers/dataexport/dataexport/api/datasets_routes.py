@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from dataexport.aggregation import TimeBucket
 from dataexport.api.exports_routes import export_services, tenant_user
-from dataexport.catalog.model import Dataset
+from dataexport.catalog.model import ChildDataset, Column, Dataset
 from dataexport.errors import DatasetNotFound
 from dataexport.export_request import ExportOptionsInput
 from dataexport.formats import FORMATS
@@ -19,6 +19,30 @@ from dataexport.formats.compression import Compression
 from dataexport.formats.writer import FormatWriter
 
 router = Router()  # type: ignore[no-untyped-call]
+
+
+def _field_view(column: Column, operators: list[str]) -> dict[str, Any]:
+    return {
+        "name": column.name,
+        "label": column.label,
+        "type": column.type.value,
+        "description": column.description,
+        "sensitive": column.sensitive.value if column.sensitive else None,
+        "filter_operators": operators,
+    }
+
+
+def _child_view(child: ChildDataset) -> dict[str, Any]:
+    """A child dataset: the member holding it when nested, its columns and flattened names."""
+    return {
+        "name": child.name,
+        "title": child.title,
+        "key": child.key,
+        "fields": [
+            {**_field_view(column, []), "flattened_name": child.flattened_name(column.name)}
+            for column in child.columns
+        ],
+    }
 
 
 def dataset_view(dataset: Dataset) -> dict[str, Any]:
@@ -29,19 +53,10 @@ def dataset_view(dataset: Dataset) -> dict[str, Any]:
         "description": dataset.description,
         "time_field": dataset.time_column,
         "default_fields": dataset.default_field_names(),
-        "fields": [
-            {
-                "name": column.name,
-                "label": column.label,
-                "type": column.type.value,
-                "description": column.description,
-                "sensitive": column.sensitive.value if column.sensitive else None,
-                "filter_operators": filters.get(column.name, []),
-            }
-            for column in dataset.columns
-        ],
+        "fields": [_field_view(column, filters.get(column.name, [])) for column in dataset.columns],
         "max_span_days": dataset.max_span_days,
         "aggregations": _aggregations_view(dataset),
+        "children": [_child_view(child) for child in dataset.children],
     }
 
 
@@ -91,7 +106,7 @@ def format_view(writer: type[FormatWriter]) -> dict[str, Any]:
         "name": writer.name,
         "media_type": writer.media_type,
         "extension": writer.extension,
-        "options": {name: options[name] for name in writer.option_names},
+        "options": {name: options[name] for name in writer.request_options()},
         "compression": [
             {
                 "name": codec.value,
