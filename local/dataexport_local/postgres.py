@@ -12,6 +12,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -236,14 +237,19 @@ def database_from_environment(
 
 
 def seed_demo_data(database: LocalDatabase, rows: int, *, seed: int = 42) -> int:
-    """Create the demo schema and the read-only role, then replace the usage logs with `rows`
-    generated rows (plus the hand-written tricky ones); returns how many rows were inserted."""
-    from dataexport_local import demo_data  # noqa: PLC0415 - only seeding needs it
+    """Create the demo schema and the read-only role, replace the usage logs with `rows`
+    generated rows (plus the hand-written tricky ones) and the other demo datasets with their
+    fixed-size generated rows; returns how many usage logs were inserted."""
+    # Only seeding needs them.
+    from dataexport_local import demo_data, demo_datasets  # noqa: PLC0415
 
+    now = datetime.now(UTC)
     connection = database.connect()
     try:
         demo_data.apply_schema(connection)
-        return demo_data.seed_usage_logs(connection, rows, seed=seed, replace=True)
+        inserted = demo_data.seed_usage_logs(connection, rows, seed=seed, replace=True, now=now)
+        demo_datasets.seed_demo_datasets(connection, now)
+        return inserted
     finally:
         connection.close()
 

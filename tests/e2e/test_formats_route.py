@@ -16,10 +16,17 @@ def test_formats_list_their_media_types_options_and_compression(runtime: Any) ->
     assert set(formats) == {"csv", "json", "ndjson", "xlsx", "parquet"}
     csv = formats["csv"]
     assert (csv["media_type"], csv["extension"]) == ("text/csv; charset=utf-8", "csv")
-    assert set(csv["options"]) == {"timezone", "bom", "delimiter", "line_ending", "decimal_places"}
+    assert set(csv["options"]) == {
+        "timezone",
+        "bom",
+        "delimiter",
+        "line_ending",
+        "decimal_places",
+        "flatten",
+    }
     assert csv["options"]["delimiter"]["enum"] == [",", ";", "\t", "|"]
     assert csv["options"]["bom"]["default"] is True
-    assert set(formats["ndjson"]["options"]) == {"timezone"}
+    assert set(formats["ndjson"]["options"]) == {"timezone", "nested", "flatten"}
     codecs = {codec["name"]: codec for codec in formats["json"]["compression"]}
     assert codecs["zstd"] == {"name": "zstd", "suffix": ".zst", "media_type": "application/zstd"}
     assert codecs["none"]["media_type"] == "application/json"

@@ -6,6 +6,7 @@ and inside the steps (from the stored, normalised request), so both always agree
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -20,11 +21,7 @@ from dataexport.aggregation import (
     resolve_aggregation,
 )
 from dataexport.catalog.loader import Catalog
-from dataexport.catalog.model import (
-    ColumnType,
-    Dataset,
-    PrivacyTransform,
-)
+from dataexport.catalog.model import ChildDataset, ColumnType, Dataset, PrivacyTransform
 from dataexport.errors import DatasetNotFound, InvalidRequest, PermissionDenied
 from dataexport.filters import FilterClause, TimeWindow, parse_filters, parse_time_window
 from dataexport.formats import get_format
@@ -37,6 +34,7 @@ from dataexport.formats.writer import (
     OutputColumn,
 )
 from dataexport.identity import Caller
+from dataexport.nesting import ChildShape, Nesting, resolve_nesting
 from dataexport.privacy import (
     NO_PRIVACY,
     PrivacyPlan,
@@ -45,12 +43,14 @@ from dataexport.privacy import (
     check_filters,
     effective_profile,
     privacy_plan,
+    protected_nesting,
     treatment,
 )
 from dataexport.privacy_sql import rewritten
 from dataexport.query_builder import (
     WHOLE_EXPORT,
     BoundQuery,
+    Children,
     RowScope,
     Span,
     build_aggregate_count,
@@ -60,8 +60,10 @@ from dataexport.query_builder import (
     build_count,
     build_plan_count,
     build_select,
+    column_references,
     quote_identifier,
 )
+from dataexport.sql_rendering import SourceType
 from dataexport.time_presets import TimePreset
 
 MAX_FIELDS = 500
@@ -118,6 +120,20 @@ class ExportOptionsInput(BaseModel):
         le=MAX_DECIMAL_PLACES,
         description="Round decimal and float cells to this many places (ties away from zero).",
     )
+    nested: bool = Field(
+        default=False,
+        description=(
+            "JSON and NDJSON, datasets with children: each row carries an array of its "
+            'children (e.g. "results": [...]), in their key order.'
+        ),
+    )
+    flatten: bool = Field(
+        default=False,
+        description=(
+            "Datasets with one child dataset: one row per child with its parent's columns "
+            "repeated (a parent without children: one row, child columns empty)."
+        ),
+    )
 
 
 class ExportRequest(BaseModel):
@@ -170,6 +186,8 @@ class ResolvedExport:
     aggregation: Aggregation | None = None
     # The privacy profile in effect and the output columns it rewrites.
     privacy: PrivacyPlan = NO_PRIVACY
+    # Children nested in each row or flattened into rows; `fields` stay the parent's.
+    nesting: Nesting | None = None
 
     @property
     def media_type(self) -> str:
@@ -185,6 +203,7 @@ class ResolvedExport:
                 OutputColumn(name=column.name, label=column.label, type=column.type)
                 for column in (self.dataset.column(name) for name in self.fields)
             ]
+            columns += self.nesting.output_columns() if self.nesting else []
         # A rewritten value is text (a digest, a network, a masked address) in every format.
         return [
             replace(column, type=ColumnType.STRING)
@@ -196,14 +215,38 @@ class ResolvedExport:
     @property
     def projections(self) -> list[str]:
         """Each output column as the select list refers to it: its quoted name, or for a
-        column the privacy profile rewrites, the rewriting expression over it."""
+        column the privacy profile rewrites, the rewriting expression over it (the children's
+        columns are rewritten where the children are read)."""
         rewrites = self.privacy.rewrites
         return [
             rewritten(rewrites[name], quote_identifier(name))
             if name in rewrites
             else quote_identifier(name)
             for name in self.fields
-        ]
+        ] + column_references(self._child_output_names)
+
+    @property
+    def _child_output_names(self) -> list[str]:
+        return [column.name for column in self.nesting.output_columns()] if self.nesting else []
+
+    @property
+    def column_names(self) -> list[str]:
+        """The output's column names, in order: the fields, then any children's."""
+        return [column.name for column in self.columns]
+
+    @property
+    def nested_children(self) -> list[ChildDataset]:
+        """The children rendered to JSON inside each row: select needs their column types."""
+        if self.nesting is None or self.nesting.shape is not ChildShape.NESTED:
+            return []
+        return list(self.nesting.children)
+
+    def _children(
+        self, child_sources: Sequence[Sequence[SourceType]] | None = None
+    ) -> Children | None:
+        if self.nesting is None:
+            return None
+        return Children(self.nesting, child_sources or (), self.privacy.child_rewrites)
 
     def select(
         self,
@@ -211,7 +254,10 @@ class ResolvedExport:
         select_list: list[str] | None = None,
         span: Span = WHOLE_EXPORT,
         limit: int | None = None,
+        child_sources: Sequence[Sequence[SourceType]] | None = None,
     ) -> BoundQuery:
+        """The export's rows; `child_sources` are the PostgreSQL types of the columns of
+        each of `nested_children` (describe build_child_probe)."""
         if select_list is None and self.privacy.rewrites:
             select_list = self.projections
         if self.aggregation is not None:
@@ -236,17 +282,22 @@ class ResolvedExport:
             select_list=select_list,
             span=span,
             limit=limit,
+            children=self._children(child_sources),
         )
 
     def bounded_count(self, scope: RowScope, bound: int) -> BoundQuery:
         if self.aggregation is not None:
             return self._group_count(self.aggregation, scope, bound)
-        return build_bounded_count(self.dataset, scope, self.filters, self.window, bound)
+        return build_bounded_count(
+            self.dataset, scope, self.filters, self.window, bound, children=self._children()
+        )
 
     def count(self, scope: RowScope) -> BoundQuery:
         if self.aggregation is not None:
             return self._group_count(self.aggregation, scope)
-        return build_count(self.dataset, scope, self.filters, self.window)
+        return build_count(
+            self.dataset, scope, self.filters, self.window, children=self._children()
+        )
 
     @property
     def splittable(self) -> bool:
@@ -257,7 +308,9 @@ class ResolvedExport:
     def plan_count(self, scope: RowScope) -> BoundQuery:
         if not self.splittable:
             raise ValueError("an aggregated export has no positions to plan segments by")
-        return build_plan_count(self.dataset, scope, self.filters, self.window)
+        return build_plan_count(
+            self.dataset, scope, self.filters, self.window, children=self._children()
+        )
 
     def _group_count(
         self, aggregation: Aggregation, scope: RowScope, bound: int | None = None
@@ -273,7 +326,9 @@ class ResolvedExport:
         )
 
     def boundaries(self, scope: RowScope, every: int) -> BoundQuery:
-        return build_boundaries(self.dataset, scope, self.filters, self.window, every)
+        return build_boundaries(
+            self.dataset, scope, self.filters, self.window, every, children=self._children()
+        )
 
 
 def resolve_fields(
@@ -332,6 +387,8 @@ def metadata_header(
     window: TimeWindow,
     options: FormatOptions,
     now: datetime | None,
+    *,
+    privacy: PrivacyPlan,
 ) -> dict[str, Any]:
     """What a JSON export's `metadata` object says (the seeds' shape), times in its zone."""
 
@@ -351,6 +408,7 @@ def metadata_header(
         "end_date": local(window.end),
         "timezone": options.timezone.key,
         "fields": fields,
+        "privacy": privacy.names(),
     }
 
 
@@ -413,12 +471,28 @@ def resolve_export(
         options.timezone,
         now,
     )
-    if request.options.metadata:
-        options = replace(options, metadata=metadata_header(request, fields, window, options, now))
     writer = get_format(request.format)
     _check_container_format(writer, request)
     filters = parse_filters([item.model_dump() for item in request.filters], dataset)
     check_filters(dataset, filters, profile)
+    nesting = resolve_nesting(
+        dataset,
+        writer,
+        nested=request.options.nested,
+        flatten=request.options.flatten,
+        aggregated=aggregation is not None,
+    )
+    if nesting is not None:
+        nesting = protected_nesting(nesting, profile)
+        plan = privacy_plan(dataset, fields, profile, nesting)
+    if request.options.metadata:
+        output_names = (
+            fields + [column.name for column in nesting.output_columns()] if nesting else fields
+        )
+        options = replace(
+            options,
+            metadata=metadata_header(request, output_names, window, options, now, privacy=plan),
+        )
     return ResolvedExport(
         dataset=dataset,
         fields=fields,
@@ -430,4 +504,5 @@ def resolve_export(
         max_file_bytes=None if request.max_file_size_mb is None else request.max_file_size_mb * MB,
         aggregation=aggregation,
         privacy=plan,
+        nesting=nesting,
     )

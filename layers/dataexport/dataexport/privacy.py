@@ -32,13 +32,14 @@ import hmac
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dataexport.aggregation import Aggregation
 from dataexport.catalog.model import (
     COUNTING_MEASURES,
     PROTECTED_BY,
+    Column,
     Dataset,
     FilterOperator,
     PrivacyTransform,
@@ -47,6 +48,7 @@ from dataexport.catalog.model import (
 from dataexport.errors import InvalidRequest
 from dataexport.filters import FilterClause
 from dataexport.identity import Caller
+from dataexport.nesting import ChildShape, Nesting
 
 # ------------------------------------------------------------------ the hashing key
 
@@ -165,9 +167,16 @@ def canonical(profile: Iterable[PrivacyTransform]) -> list[str]:
 def treatment(
     dataset: Dataset, column: str, profile: frozenset[PrivacyTransform]
 ) -> PrivacyTransform | None:
+    """What `profile` does to the dataset's `column`: see column_treatment."""
+    return column_treatment(dataset.column(column), profile)
+
+
+def column_treatment(
+    column: Column, profile: frozenset[PrivacyTransform]
+) -> PrivacyTransform | None:
     """What `profile` does to `column`: the transform that rewrites it, DROP_SENSITIVE when
     it is left out, None when it goes out as it is."""
-    sensitive = dataset.column(column).sensitive
+    sensitive = column.sensitive
     if sensitive is None:
         return None
     if PrivacyTransform.DROP_SENSITIVE in profile or (sensitive is Sensitivity.SECRET and profile):
@@ -187,12 +196,19 @@ class PrivacyPlan:
 
     profile: frozenset[PrivacyTransform] = frozenset()
     # Output column name -> the transform rewriting it (never DROP_SENSITIVE: dropped columns
-    # are not in the output at all).
+    # are not in the output at all). A flattened child's columns are output columns too.
     rewrites: dict[str, PrivacyTransform] = field(default_factory=dict)
+    # Child name -> child column -> its transform, for the query reading the children (nested
+    # children are rewritten inside their JSON arrays).
+    child_rewrites: dict[str, dict[str, PrivacyTransform]] = field(default_factory=dict)
 
     @property
     def needs_key(self) -> bool:
-        return PrivacyTransform.HASH_IDENTIFIERS in self.rewrites.values()
+        rewrites = [*self.rewrites.values()]
+        rewrites += [
+            rewrite for child in self.child_rewrites.values() for rewrite in child.values()
+        ]
+        return PrivacyTransform.HASH_IDENTIFIERS in rewrites
 
     def names(self) -> list[str]:
         return canonical(self.profile)
@@ -314,15 +330,53 @@ def check_aggregation(
             )
 
 
+def _rewrite(column: Column, profile: frozenset[PrivacyTransform]) -> PrivacyTransform | None:
+    rewrite = column_treatment(column, profile)
+    return None if rewrite is PrivacyTransform.DROP_SENSITIVE else rewrite
+
+
 def privacy_plan(
     dataset: Dataset,
     output: list[str],
     profile: frozenset[PrivacyTransform],
+    nesting: Nesting | None = None,
 ) -> PrivacyPlan:
-    """Which of the `output` columns (source columns by name) the profile rewrites."""
+    """Which of the `output` columns (source columns by name) and of the children of
+    `nesting` (without their dropped columns: see protected_nesting) the profile rewrites."""
     rewrites: dict[str, PrivacyTransform] = {}
     for name in output:
-        rewrite = treatment(dataset, name, profile)
-        if rewrite is not None and rewrite is not PrivacyTransform.DROP_SENSITIVE:
+        rewrite = _rewrite(dataset.column(name), profile)
+        if rewrite is not None:
             rewrites[name] = rewrite
-    return PrivacyPlan(profile=profile, rewrites=rewrites)
+    child_rewrites: dict[str, dict[str, PrivacyTransform]] = {}
+    for child in nesting.children if nesting is not None else ():
+        for column in child.columns:
+            rewrite = _rewrite(column, profile)
+            if rewrite is None:
+                continue
+            child_rewrites.setdefault(child.name, {})[column.name] = rewrite
+            if nesting is not None and nesting.shape is ChildShape.FLATTENED:
+                rewrites[child.flattened_name(column.name)] = rewrite
+    return PrivacyPlan(profile=profile, rewrites=rewrites, child_rewrites=child_rewrites)
+
+
+def protected_nesting(nesting: Nesting, profile: frozenset[PrivacyTransform]) -> Nesting:
+    """`nesting` without the child columns the profile leaves out. Children are exported
+    whole, so their sensitive columns leave silently, as default fields do."""
+    children = []
+    for child in nesting.children:
+        kept = [
+            column
+            for column in child.columns
+            if column_treatment(column, profile) is not PrivacyTransform.DROP_SENSITIVE
+        ]
+        if not kept:
+            option = "options.nested" if nesting.shape is ChildShape.NESTED else "options.flatten"
+            raise InvalidRequest(
+                option,
+                f"Every column of {child.name!r} is sensitive and left out by the privacy "
+                f"profile ({', '.join(sorted(profile))}).",
+            )
+        unchanged = len(kept) == len(child.columns)
+        children.append(child if unchanged else child.model_copy(update={"columns": kept}))
+    return replace(nesting, children=tuple(children))

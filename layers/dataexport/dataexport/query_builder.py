@@ -13,31 +13,42 @@ Semantics worth knowing:
   direction of the last sort column, so one index serves the whole ORDER BY).
 - `owner_id` restricts rows only on datasets with an owner_column; a dataset without one is
   tenant-wide for every role its `roles` allow.
+- Children (see nesting) are joined LATERAL, one subquery per child over its table (aliased
+  CHILD_ROWS, so the parent's columns stay reachable by the parent's qualified name), scoped to
+  the caller's tenant and the parent's key. The catalog guarantees their output names never
+  clash with the parent's columns, so the parent's conditions keep their bare names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dataexport import sql_rendering
 from dataexport.aggregation import Aggregation, Measure, TimeBucket
 from dataexport.catalog.model import (
     IDENTIFIER_PATTERN,
+    ChildDataset,
     ColumnType,
     Dataset,
     FilterOperator,
     MeasureFunction,
+    PrivacyTransform,
     SortDirection,
     SortSpec,
 )
-from dataexport.errors import InvalidRequest
+from dataexport.errors import InvalidRequest, QueryFailed
 from dataexport.filters import FilterClause, TimeWindow, check_clause, checked_fields
-from dataexport.privacy_sql import SessionSettings
+from dataexport.nesting import ChildShape, Nesting
+from dataexport.privacy_sql import SessionSettings, rewritten
+from dataexport.sql_rendering import SourceType
 
 LIKE_ESCAPE = "\\"
 # The alias of an aggregated export's groups, the rows its outer query renders and orders.
 AGGREGATED = '"aggregated"'
+# The alias of a child dataset's table inside the subquery that reads it.
+CHILD_ROWS = '"child_rows"'
 
 
 @dataclass(frozen=True)
@@ -158,6 +169,130 @@ def _where(
     return " AND ".join(conditions)
 
 
+@dataclass(frozen=True)
+class Children:
+    """The children a query joins: nested ones need the PostgreSQL type of each of their
+    columns (per child, in declaration order), which their JSON rendering depends on."""
+
+    nesting: Nesting
+    sources: Sequence[Sequence[SourceType]] = ()
+    # Child name -> column -> the privacy transform rewriting it, in either shape.
+    rewrites: Mapping[str, Mapping[str, PrivacyTransform]] = field(default_factory=dict)
+
+    @property
+    def flattened(self) -> bool:
+        return self.nesting.shape is ChildShape.FLATTENED
+
+    def value(self, child: ChildDataset, column: str) -> str:
+        """A child column as the export shows it: as stored, or rewritten by the profile."""
+        rewrite = self.rewrites.get(child.name, {}).get(column)
+        reference = _child_column(column)
+        return reference if rewrite is None else rewritten(rewrite, reference)
+
+
+def _child_alias(index: int) -> str:
+    return f'"child_{int(index)}"'
+
+
+# A flattened child's key as stored, whatever the profile shows of it, for the order. Not a
+# catalog identifier (it has a space), so it cannot clash with an output column.
+CHILD_ORDER = '"child key"'
+
+
+def _child_rows(dataset: Dataset, child: ChildDataset, scope: RowScope, params: _Parameters) -> str:
+    source = child.source
+    parent_key = f"{_source(dataset)}.{quote_identifier(dataset.key)}"
+    return (
+        f"FROM {quote_identifier(source.schema_name)}.{quote_identifier(source.table)} "
+        f"AS {CHILD_ROWS} "
+        f"WHERE {CHILD_ROWS}.{quote_identifier(child.tenant_column)} = {params.bind(scope.org_id)} "
+        f"AND {CHILD_ROWS}.{quote_identifier(child.parent_column)} = {parent_key}"
+    )
+
+
+def _child_column(name: str) -> str:
+    return f"{CHILD_ROWS}.{quote_identifier(name)}"
+
+
+def _nested_array(
+    dataset: Dataset, children: Children, index: int, scope: RowScope, params: _Parameters
+) -> str:
+    """One row: the JSON array of the parent row's children (of the `index`-th child) in key
+    order, each child an object rendered exactly as the json writers render a row."""
+    child = children.nesting.children[index]
+    members = []
+    for column, source in zip(child.columns, children.sources[index], strict=True):
+        if column.name in children.rewrites.get(child.name, {}):
+            # A rewritten value is text, whatever the column's type.
+            value = sql_rendering.json_value(
+                ColumnType.STRING, SourceType.TEXT, children.value(child, column.name)
+            )
+        else:
+            value = sql_rendering.json_value(column.type, source, _child_column(column.name))
+        if value is None:
+            raise QueryFailed(
+                f"Column {column.name!r} of {dataset.name}.{child.name} cannot be exported as "
+                f"{column.type}: its database type does not match the catalog."
+            )
+        members.append((column.name, value))
+    elements = (
+        f"string_agg({sql_rendering.json_object(members)}, ',' ORDER BY {_child_column(child.key)})"
+    )
+    return (
+        f"SELECT '[' || COALESCE({elements}, '') || ']' AS {quote_identifier(child.name)} "
+        + _child_rows(dataset, child, scope, params)
+    )
+
+
+def _flattened_rows(
+    dataset: Dataset, child: ChildDataset, children: Children, scope: RowScope, params: _Parameters
+) -> str:
+    columns = [
+        f"{children.value(child, column.name)} AS "
+        + quote_identifier(child.flattened_name(column.name))
+        for column in child.columns
+    ]
+    columns.append(f"{_child_column(child.key)} AS {CHILD_ORDER}")
+    return f"SELECT {', '.join(columns)} " + _child_rows(dataset, child, scope, params)
+
+
+def _from(dataset: Dataset, children: Children | None, scope: RowScope, params: _Parameters) -> str:
+    """The parent's table, with each child's subquery joined to every row of it."""
+    source = _source(dataset)
+    if children is None:
+        return source
+    nested = children.nesting.children
+    if children.flattened:
+        # LEFT: a parent without children still gives one row, with empty child columns.
+        (child,) = nested
+        rows = _flattened_rows(dataset, child, children, scope, params)
+        return f"{source} LEFT JOIN LATERAL ({rows}) AS {_child_alias(0)} ON true"
+    if len(children.sources) != len(nested):
+        raise ValueError("nested children need the column types of every child")
+    # An aggregate without GROUP BY gives exactly one row: every parent keeps its row.
+    return source + "".join(
+        f" CROSS JOIN LATERAL ({_nested_array(dataset, children, index, scope, params)}) "
+        f"AS {_child_alias(index)}"
+        for index in range(len(nested))
+    )
+
+
+def _child_names(children: Children | None) -> list[str]:
+    if children is None:
+        return []
+    return [column.name for column in children.nesting.output_columns()]
+
+
+def build_child_probe(child: ChildDataset) -> BoundQuery:
+    """A query returning no rows with a child's declared columns: for their PostgreSQL types."""
+    source = child.source
+    columns = ", ".join(_child_column(column.name) for column in child.columns)
+    return BoundQuery(
+        f"SELECT {columns} FROM {quote_identifier(source.schema_name)}."
+        f"{quote_identifier(source.table)} AS {CHILD_ROWS} LIMIT 0"
+    )
+
+
 def export_order(dataset: Dataset) -> list[SortSpec]:
     """The export's total order: the dataset's default_sort, then its key as the tie-breaker."""
     sort = list(dataset.default_sort)
@@ -167,14 +302,17 @@ def export_order(dataset: Dataset) -> list[SortSpec]:
     return sort
 
 
-def _order_by(dataset: Dataset) -> str:
+def _order_by(dataset: Dataset, children: Children | None = None) -> str:
     # Qualified: a bare name in ORDER BY would mean an output column of that name first, and a
     # rendering expression (CASE ... ELSE CAST(created_at AS text)) takes its column's name.
     source = _source(dataset)
-    return ", ".join(
+    order = [
         f"{source}.{quote_identifier(spec.column)} {spec.direction.value.upper()}"
         for spec in export_order(dataset)
-    )
+    ]
+    if children is not None and children.flattened:
+        order.append(f"{_child_alias(0)}.{CHILD_ORDER} ASC")
+    return ", ".join(order)
 
 
 def _comes_after(dataset: Dataset, position: Sequence[Any], params: _Parameters) -> str:
@@ -231,20 +369,24 @@ def build_select(
     select_list: Sequence[str] | None = None,
     span: Span = WHOLE_EXPORT,
     limit: int | None = None,
+    children: Children | None = None,
 ) -> BoundQuery:
     """The query returning `fields` (in that order) of the rows in scope, in a stable order.
 
     `select_list` replaces the plain column references with expressions over them (the SQL
     rendering of a COPY plan, built from `column_references`); `span` limits the rows to one
     stretch of the order (a segment of a partitioned export); `limit` to the first rows.
+    `children` adds the children's columns after `fields`: one JSON array per nested child, or
+    the flattened child's columns (a row per child).
     """
-    references = column_references(checked_fields(dataset, fields))
+    references = column_references([*checked_fields(dataset, fields), *_child_names(children)])
     columns = ", ".join(select_list if select_list is not None else references)
     params = _Parameters()
     where = " AND ".join(
         [_where(dataset, scope, filters, window, params), *_span_conditions(dataset, span, params)]
     )
-    sql = f"SELECT {columns} FROM {_source(dataset)} WHERE {where} ORDER BY {_order_by(dataset)}"
+    source = _from(dataset, children, scope, params)
+    sql = f"SELECT {columns} FROM {source} WHERE {where} ORDER BY {_order_by(dataset, children)}"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return BoundQuery(sql, params.values)
@@ -255,16 +397,24 @@ def column_references(fields: Sequence[str]) -> list[str]:
     return [quote_identifier(name) for name in fields]
 
 
+def _counted_rows(children: Children | None) -> Children | None:
+    """What the counts join: a flattened child multiplies the rows, nested ones do not."""
+    return children if children is not None and children.flattened else None
+
+
 def build_count(
     dataset: Dataset,
     scope: RowScope,
     filters: Sequence[FilterClause],
     window: TimeWindow,
+    *,
+    children: Children | None = None,
 ) -> BoundQuery:
     """The query counting the rows build_select would return (one row, one bigint)."""
     params = _Parameters()
     where = _where(dataset, scope, filters, window, params)
-    return BoundQuery(f"SELECT count(*) FROM {_source(dataset)} WHERE {where}", params.values)
+    source = _from(dataset, _counted_rows(children), scope, params)
+    return BoundQuery(f"SELECT count(*) FROM {source} WHERE {where}", params.values)
 
 
 def build_bounded_count(
@@ -273,11 +423,14 @@ def build_bounded_count(
     filters: Sequence[FilterClause],
     window: TimeWindow,
     bound: int,
+    *,
+    children: Children | None = None,
 ) -> BoundQuery:
     """The number of rows build_select would return, counted only up to `bound`."""
     params = _Parameters()
     where = _where(dataset, scope, filters, window, params)
-    inner = f"SELECT 1 FROM {_source(dataset)} WHERE {where} LIMIT {int(bound)}"
+    source = _from(dataset, _counted_rows(children), scope, params)
+    inner = f"SELECT 1 FROM {source} WHERE {where} LIMIT {int(bound)}"
     return BoundQuery(f"SELECT count(*) FROM ({inner}) AS bounded", params.values)
 
 
@@ -286,16 +439,19 @@ def build_plan_count(
     scope: RowScope,
     filters: Sequence[FilterClause],
     window: TimeWindow,
+    *,
+    children: Children | None = None,
 ) -> BoundQuery:
     """One row: the rows build_select returns, and how many of them have a NULL in a sort
     column (such rows have no position, so that export cannot be split)."""
     params = _Parameters()
     where = _where(dataset, scope, filters, window, params)
+    source = _from(dataset, _counted_rows(children), scope, params)
     nulls = " OR ".join(
         f"{quote_identifier(spec.column)} IS NULL" for spec in export_order(dataset)
     )
     return BoundQuery(
-        f"SELECT count(*), count(*) FILTER (WHERE {nulls}) FROM {_source(dataset)} WHERE {where}",
+        f"SELECT count(*), count(*) FILTER (WHERE {nulls}) FROM {source} WHERE {where}",
         params.values,
     )
 
@@ -306,22 +462,31 @@ def build_boundaries(
     filters: Sequence[FilterClause],
     window: TimeWindow,
     every: int,
+    *,
+    children: Children | None = None,
 ) -> BoundQuery:
     """The sort-column values (export_order) of every `every`-th row, in order: where the
-    segments of a split export end."""
+    segments of a split export end.
+
+    Flattened, a position is a parent's: the rows are counted per child, and a segment ends
+    after all the children of the parent of its `every`-th row (once per parent)."""
     if every < 1:
         raise ValueError("every must be at least 1")
     params = _Parameters()
     where = _where(dataset, scope, filters, window, params)
+    counted = _counted_rows(children)
+    source = _from(dataset, counted, scope, params)
     columns = ", ".join(quote_identifier(spec.column) for spec in export_order(dataset))
     numbered = (
-        f"SELECT {columns}, row_number() OVER (ORDER BY {_order_by(dataset)}) AS __position "
-        f"FROM {_source(dataset)} WHERE {where}"
+        f"SELECT {columns}, row_number() OVER (ORDER BY {_order_by(dataset, counted)}) "
+        f"AS __position FROM {source} WHERE {where}"
     )
     step = params.bind(every)
+    picked = f"SELECT {columns} FROM ({numbered}) AS numbered WHERE __position % {step} = 0"
+    if counted is None:
+        return BoundQuery(f"{picked} ORDER BY __position", params.values)
     return BoundQuery(
-        f"SELECT {columns} FROM ({numbered}) AS numbered "
-        f"WHERE __position % {step} = 0 ORDER BY __position",
+        f"{picked} GROUP BY {columns} ORDER BY min(__position)",
         params.values,
     )
 

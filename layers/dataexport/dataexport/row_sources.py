@@ -12,11 +12,18 @@ from typing import Any, Protocol
 from dataexport.adapters.audit_events_reader import AuditEventsReader
 from dataexport.adapters.postgres import PostgresReader
 from dataexport.catalog.model import Dataset, SourceKind
+from dataexport.errors import QueryFailed
 from dataexport.export_request import ResolvedExport
 from dataexport.formats.writer import CopyPlan, FormatWriter
 from dataexport.privacy import HashingKey, HashingKeySource
 from dataexport.privacy_sql import hashing_settings
-from dataexport.query_builder import WHOLE_EXPORT, BoundQuery, RowScope, Span
+from dataexport.query_builder import (
+    WHOLE_EXPORT,
+    BoundQuery,
+    RowScope,
+    Span,
+    build_child_probe,
+)
 from dataexport.sql_rendering import SourceType
 
 ProgressCallback = Callable[[int], None]
@@ -96,6 +103,44 @@ class PostgresRows:
         self._hashing_key = hashing_key
         # Column types, once per export: every segment of it has the same.
         self._described: dict[str, list[SourceType] | None] = {}
+        self._child_sources: dict[str, list[SourceType]] = {}
+
+    def _nested_sources(self, export: ResolvedExport) -> list[list[SourceType]] | None:
+        """The PostgreSQL types of each nested child's columns (None: nothing nested)."""
+        children = export.nested_children
+        if not children:
+            return None
+        sources = []
+        for child in children:
+            probe = build_child_probe(child)
+            if probe.sql not in self._child_sources:
+                described = self._reader.describe(probe, export.options.timezone.key)
+                if not described.time_zone_known:
+                    # Nested children are rendered by PostgreSQL, in the export's zone.
+                    raise QueryFailed(
+                        f"The database does not know the time zone "
+                        f"{export.options.timezone.key!r}; nested rows need it."
+                    )
+                self._child_sources[probe.sql] = described.column_types
+            sources.append(self._child_sources[probe.sql])
+        return sources
+
+    def _select(
+        self,
+        export: ResolvedExport,
+        scope: RowScope,
+        select_list: list[str] | None = None,
+        span: Span = WHOLE_EXPORT,
+        limit: int | None = None,
+    ) -> BoundQuery:
+        query = export.select(scope, select_list, span, limit, self._nested_sources(export))
+        if not export.privacy.needs_key:
+            return query
+        return replace(query, settings=hashing_settings(self._hashing_key()))
+
+    def _rendering_zone(self, export: ResolvedExport) -> str | None:
+        """The session time zone a query needs when it renders time stamps as text itself."""
+        return export.options.timezone.key if export.nested_children else None
 
     def count(self, export: ResolvedExport, scope: RowScope) -> int:
         return self._reader.count(export.count(scope))
@@ -114,31 +159,33 @@ class PostgresRows:
             boundaries = boundaries[:-1]  # the final row ends the final segment anyway
         return RowsPlan(int(rows_total), [list(position) for position in boundaries])
 
-    def _keyed(self, export: ResolvedExport, query: BoundQuery) -> BoundQuery:
-        if not export.privacy.needs_key:
-            return query
-        return replace(query, settings=hashing_settings(self._hashing_key()))
-
     def stream(
         self, export: ResolvedExport, scope: RowScope, span: Span = WHOLE_EXPORT
     ) -> Iterator[list[list[Any]]]:
-        return self._reader.stream(self._keyed(export, export.select(scope, span=span)))
+        return self._reader.stream(
+            self._select(export, scope, span=span), time_zone=self._rendering_zone(export)
+        )
 
     def first_rows(self, export: ResolvedExport, scope: RowScope, limit: int) -> list[list[Any]]:
-        query = self._keyed(export, export.select(scope, limit=limit))
-        return [row for batch in self._reader.stream(query, batch_rows=limit) for row in batch]
+        batches = self._reader.stream(
+            self._select(export, scope, limit=limit),
+            batch_rows=limit,
+            time_zone=self._rendering_zone(export),
+        )
+        return [row for batch in batches for row in batch]
 
     def estimate(self, export: ResolvedExport, scope: RowScope, bound: int) -> Estimate:
         counted_rows = self._reader.count(export.bounded_count(scope, bound))
         if counted_rows < bound:
             return Estimate(counted_rows, exact=True)
-        return Estimate(max(bound, self._reader.planned_rows(export.select(scope))), exact=False)
+        planned = self._reader.planned_rows(self._select(export, scope))
+        return Estimate(max(bound, planned), exact=False)
 
     def copy_plan(
         self, export: ResolvedExport, scope: RowScope, writer: FormatWriter
     ) -> CopyPlan | None:
         """The writer's COPY plan for the columns' actual types, if it has one."""
-        query = self._keyed(export, export.select(scope))
+        query = self._select(export, scope)
         if query.sql not in self._described:
             described = self._reader.describe(query, export.options.timezone.key)
             self._described[query.sql] = (
@@ -162,7 +209,7 @@ class PostgresRows:
             writer.write_rows(counted(self.stream(export, scope, span), on_progress))
             return
         self._reader.copy(
-            self._keyed(export, export.select(scope, plan.select_list, span)),
+            self._select(export, scope, plan.select_list, span),
             plan.copy_options,
             writer.copy_target(plan, on_progress),
             time_zone=export.options.timezone.key,

@@ -223,12 +223,19 @@ class PostgresReader:
             return rows
 
     def stream(
-        self, query: BoundQuery, batch_rows: int = FETCH_BATCH_ROWS
+        self,
+        query: BoundQuery,
+        batch_rows: int = FETCH_BATCH_ROWS,
+        *,
+        time_zone: str | None = None,
     ) -> Iterator[list[list[Any]]]:
-        """Yield the query's rows in batches from a server-side cursor."""
+        """Yield the query's rows in batches from a server-side cursor; `time_zone`, when the
+        query renders time stamps as text itself, is the session's for this transaction."""
         with self._connection() as connection:
             _apply_settings(connection, query)
             connection.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            if time_zone is not None:
+                connection.run("SELECT set_config('TimeZone', :zone, true)", zone=time_zone)
             connection.run(
                 f"DECLARE export_cursor NO SCROLL CURSOR FOR {query.sql}", **query.params
             )

@@ -11,7 +11,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from dataexport.aggregation import TimeBucket
 from dataexport.api.exports_routes import export_services, tenant_user
-from dataexport.catalog.model import PROTECTED_BY, Dataset, PrivacyTransform, Sensitivity
+from dataexport.catalog.model import (
+    PROTECTED_BY,
+    ChildDataset,
+    Column,
+    Dataset,
+    PrivacyTransform,
+    Sensitivity,
+)
 from dataexport.errors import DatasetNotFound
 from dataexport.export_request import ExportOptionsInput
 from dataexport.formats import FORMATS
@@ -19,6 +26,30 @@ from dataexport.formats.compression import Compression
 from dataexport.formats.writer import FormatWriter
 
 router = Router()  # type: ignore[no-untyped-call]
+
+
+def _field_view(column: Column, operators: list[str]) -> dict[str, Any]:
+    return {
+        "name": column.name,
+        "label": column.label,
+        "type": column.type.value,
+        "description": column.description,
+        "sensitive": column.sensitive.value if column.sensitive else None,
+        "filter_operators": operators,
+    }
+
+
+def _child_view(child: ChildDataset) -> dict[str, Any]:
+    """A child dataset: the member holding it when nested, its columns and flattened names."""
+    return {
+        "name": child.name,
+        "title": child.title,
+        "key": child.key,
+        "fields": [
+            {**_field_view(column, []), "flattened_name": child.flattened_name(column.name)}
+            for column in child.columns
+        ],
+    }
 
 
 def dataset_view(dataset: Dataset, role: str | None = None) -> dict[str, Any]:
@@ -30,20 +61,11 @@ def dataset_view(dataset: Dataset, role: str | None = None) -> dict[str, Any]:
         "description": dataset.description,
         "time_field": dataset.time_column,
         "default_fields": dataset.default_field_names(),
-        "fields": [
-            {
-                "name": column.name,
-                "label": column.label,
-                "type": column.type.value,
-                "description": column.description,
-                "sensitive": column.sensitive.value if column.sensitive else None,
-                "filter_operators": filters.get(column.name, []),
-            }
-            for column in dataset.columns
-        ],
+        "fields": [_field_view(column, filters.get(column.name, [])) for column in dataset.columns],
         "max_span_days": dataset.max_span_days,
         "aggregations": _aggregations_view(dataset),
         "privacy": _privacy_view(dataset, role),
+        "children": [_child_view(child) for child in dataset.children],
     }
 
 
@@ -51,13 +73,19 @@ def _privacy_view(dataset: Dataset, role: str | None) -> dict[str, Any]:
     """The privacy transforms a request may ask for (`privacy`), the columns each acts on, and
     those the caller's role always gets."""
     acts_on: dict[str, list[str]] = {transform.value: [] for transform in PrivacyTransform}
-    for column in dataset.columns:
+    # A child's columns are named `child.column`: the transforms reach them in both shapes.
+    named = [(column.name, column) for column in dataset.columns] + [
+        (f"{child.name}.{column.name}", column)
+        for child in dataset.children
+        for column in child.columns
+    ]
+    for name, column in named:
         if column.sensitive is None:
             continue
-        acts_on[PrivacyTransform.DROP_SENSITIVE.value].append(column.name)
+        acts_on[PrivacyTransform.DROP_SENSITIVE.value].append(name)
         rewrite = PROTECTED_BY.get(column.sensitive)
         if rewrite is not None:
-            acts_on[rewrite.value].append(column.name)
+            acts_on[rewrite.value].append(name)
     forced = next((items for name, items in dataset.privacy.items() if name == role), [])
     return {
         "transforms": acts_on,
@@ -114,7 +142,7 @@ def format_view(writer: type[FormatWriter]) -> dict[str, Any]:
         "name": writer.name,
         "media_type": writer.media_type,
         "extension": writer.extension,
-        "options": {name: options[name] for name in writer.option_names},
+        "options": {name: options[name] for name in writer.request_options()},
         "compression": [
             {
                 "name": codec.value,

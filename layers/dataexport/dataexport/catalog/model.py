@@ -15,6 +15,15 @@ Scope columns: `tenant_column` and `owner_column` restrict which rows a caller m
 exist in the source table, but they need not be declared in `columns`: a scope column that is
 not declared is used in the WHERE clause only and is never exported. Declare it in `columns` as
 well to make it exportable (and filterable).
+
+Children: a PostgreSQL dataset may declare child datasets, rows of another table that belong to
+one of its rows (an audit run's results): the child's `parent_column` holds the parent's `key`,
+and its `tenant_column` scopes it to the same tenant. An export nests them (a JSON array per
+parent row) or flattens them (one row per child, the parent's columns repeated); PostgreSQL does
+both. Nested children are rendered to JSON text by PostgreSQL, so their columns are limited to the
+types it renders exactly as the writers do (CHILD_COLUMN_TYPES). Flattened, a child column is
+named `flatten_prefix` + its name; those names and the child's own name must not clash with the
+parent's columns.
 """
 
 from __future__ import annotations
@@ -145,6 +154,9 @@ KEY_COLUMN_TYPES = frozenset(
     }
 )
 SORTABLE_COLUMN_TYPES = frozenset(ColumnType) - {ColumnType.JSON}
+# Floats and json have no PostgreSQL rendering identical to the writers' (see sql_rendering).
+CHILD_COLUMN_TYPES = frozenset(ColumnType) - {ColumnType.FLOAT, ColumnType.JSON}
+MAX_CHILDREN = 8
 
 
 class MeasureFunction(StrEnum):
@@ -270,6 +282,84 @@ class AggregationSpec(_CatalogModel):
     measures: dict[Identifier, list[MeasureFunction]] = Field(default_factory=dict)
 
 
+def _key_problems(key: str, types: dict[str, ColumnType], where: str = "key") -> list[str]:
+    if key not in types:
+        return [f"{where}: {key!r} is not a declared column"]
+    if types[key] not in KEY_COLUMN_TYPES:
+        return [f"{where}: {key!r} has type {types[key]}; it cannot be a key"]
+    return []
+
+
+class ChildDataset(_CatalogModel):
+    """Rows of another table that belong to one row of the dataset declaring it."""
+
+    name: Identifier = Field(description="The member holding the array of children (nested).")
+    title: str = Field(min_length=1, max_length=200)
+    source: SourceRef
+    tenant_column: Identifier
+    parent_column: Identifier = Field(description="The child column holding the parent's key.")
+    key: Identifier
+    columns: list[Column] = Field(min_length=1)
+    # Flattened output names its columns `flatten_prefix` + name (e.g. `result_` + `id`).
+    flatten_prefix: str = Field(default="", max_length=32, pattern=r"^([a-z_][a-z0-9_]*)?$")
+
+    @model_validator(mode="after")
+    def _check_columns(self) -> ChildDataset:
+        types = {column.name: column.type for column in self.columns}
+        problems = [
+            f"columns: {name!r} is declared more than once"
+            for name in _duplicates([column.name for column in self.columns])
+        ]
+        problems += [
+            f"columns[{index}]: {column.name!r} is {column.type}; a child column must be one of "
+            + ", ".join(sorted(CHILD_COLUMN_TYPES))
+            for index, column in enumerate(self.columns)
+            if column.type not in CHILD_COLUMN_TYPES
+        ]
+        problems += _key_problems(self.key, types)
+        problems += _sensitivity_problems(self.columns)
+        # Children are exported whole, never named one column at a time, so nothing could
+        # keep a secret column out of a member's export.
+        problems += [
+            f"columns[{index}].sensitive: a child column cannot be secret"
+            for index, column in enumerate(self.columns)
+            if column.sensitive is Sensitivity.SECRET
+        ]
+        if self.parent_column == self.tenant_column:
+            problems.append("parent_column: must differ from tenant_column")
+        problems += [
+            f"columns: flattened name {self.flattened_name(name)!r} is longer than 63 characters"
+            for name in types
+            if not IDENTIFIER_PATTERN.fullmatch(self.flattened_name(name))
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def flattened_name(self, column: str) -> str:
+        """The name of child column `column` in a flattened export."""
+        return self.flatten_prefix + column
+
+    @property
+    def flattened_names(self) -> list[str]:
+        return [self.flattened_name(column.name) for column in self.columns]
+
+
+def _sensitivity_problems(columns: list[Column]) -> list[str]:
+    """Each `sensitive` mark must suit its column's type (an IP address is text, ...)."""
+    problems = []
+    for index, column in enumerate(columns):
+        if column.sensitive is None:
+            continue
+        allowed = SENSITIVE_COLUMN_TYPES[column.sensitive]
+        if column.type not in allowed:
+            problems.append(
+                f"columns[{index}].sensitive: {column.sensitive} columns must be "
+                f"{' or '.join(sorted(allowed))}, not {column.type}"
+            )
+    return problems
+
+
 def _duplicates(names: list[str]) -> list[str]:
     seen: set[str] = set()
     repeated: list[str] = []
@@ -301,6 +391,7 @@ class Dataset(_CatalogModel):
     privacy: dict[Role, list[PrivacyTransform]] = Field(default_factory=dict)
     max_span_days: int | None = Field(default=None, ge=1)
     aggregations: AggregationSpec | None = None
+    children: list[ChildDataset] = Field(default_factory=list, max_length=MAX_CHILDREN)
 
     @model_validator(mode="after")
     def _check_references(self) -> Dataset:
@@ -311,6 +402,7 @@ class Dataset(_CatalogModel):
             *self._dynamodb_problems(),
             *self._aggregation_problems(),
             *self._privacy_problems(),
+            *self._children_problems(),
         ]
         if problems:
             raise ValueError("; ".join(problems))
@@ -334,10 +426,7 @@ class Dataset(_CatalogModel):
                 )
         if self.max_span_days is not None and self.time_column is None:
             problems.append("max_span_days: needs a time_column")
-        if self.key not in types:
-            problems.append(f"key: {self.key!r} is not a declared column")
-        elif types[self.key] not in KEY_COLUMN_TYPES:
-            problems.append(f"key: {self.key!r} has type {types[self.key]}; it cannot be a key")
+        problems += _key_problems(self.key, types)
         for index, name in enumerate(self.default_fields):
             if name not in types:
                 problems.append(f"default_fields[{index}]: {name!r} is not a declared column")
@@ -453,16 +542,7 @@ class Dataset(_CatalogModel):
         return problems
 
     def _privacy_problems(self) -> list[str]:
-        problems = []
-        for index, column in enumerate(self.columns):
-            if column.sensitive is None:
-                continue
-            allowed = SENSITIVE_COLUMN_TYPES[column.sensitive]
-            if column.type not in allowed:
-                problems.append(
-                    f"columns[{index}].sensitive: {column.sensitive} columns must be "
-                    f"{' or '.join(sorted(allowed))}, not {column.type}"
-                )
+        problems = _sensitivity_problems(self.columns)
         secrets = {c.name for c in self.columns if c.sensitive is Sensitivity.SECRET}
         problems += [
             f"default_fields: {name!r} is a secret column; secrets are exported only when named"
@@ -476,6 +556,30 @@ class Dataset(_CatalogModel):
                 f"privacy.{role}: {name!r} is listed more than once"
                 for name in _duplicates([transform.value for transform in transforms])
             ]
+        return problems
+
+    def _children_problems(self) -> list[str]:
+        if not self.children:
+            return []
+        if self.source_kind is not SourceKind.POSTGRES:
+            return ["children: only PostgreSQL datasets have children (joined in PostgreSQL)"]
+        problems = [
+            f"children: {name!r} is declared more than once"
+            for name in _duplicates([child.name for child in self.children])
+        ]
+        # Parent and child columns share one select list: a clash would make names ambiguous.
+        taken = {*self.column_names, *self.scope_columns}
+        for index, child in enumerate(self.children):
+            where = f"children[{index}]"
+            if child.name in taken:
+                problems.append(f"{where}.name: {child.name!r} is a column of the dataset")
+            clashes = [name for name in child.flattened_names if name in taken]
+            if clashes:
+                problems.append(
+                    f"{where}.flatten_prefix: flattened column(s) {', '.join(clashes)} clash "
+                    "with the dataset's columns; set a prefix such as "
+                    f"{child.name.removesuffix('s') + '_'!r}"
+                )
         return problems
 
     # ----------------------------------------------------------------- lookups
@@ -512,6 +616,13 @@ class Dataset(_CatalogModel):
         return list(self.default_fields) or [
             column.name for column in self.columns if column.sensitive is not Sensitivity.SECRET
         ]
+
+    def child(self, name: str) -> ChildDataset:
+        """The declared child called `name`; KeyError if there is none."""
+        for child in self.children:
+            if child.name == name:
+                return child
+        raise KeyError(f"dataset {self.name!r} has no child {name!r}")
 
     def allows_role(self, role: str) -> bool:
         return role in self.roles

@@ -94,10 +94,16 @@ def value_encoder(column_type: ColumnType, zone: tzinfo) -> ValueEncoder:
     return encoders[column_type]
 
 
+def _json_text(value: Any) -> str:
+    return value if isinstance(value, str) else value_text.json_text(value)
+
+
 def row_encoder(columns: Sequence[OutputColumn], zone: tzinfo) -> RowEncoder:
     """The function turning one row (values in column order) into one compact JSON object."""
     keys = [_encode_json(column.name) + ":" for column in columns]
-    encoders = [value_encoder(column.type, zone) for column in columns]
+    encoders = [
+        _json_text if column.json_text else value_encoder(column.type, zone) for column in columns
+    ]
     fields = list(zip(keys, encoders, strict=True))
 
     def encode(row: Sequence[Any]) -> str:
@@ -124,12 +130,15 @@ class JsonObjectsWriter(FormatWriter):
         self._encode = row_encoder(self.columns, self.options.timezone)
 
     copy_framing: ClassVar[LineFraming] = LineFraming.AS_IS
+    nests_children: ClassVar[bool] = True
 
     def copy_plan(
         self, sources: Sequence[SourceType], references: Sequence[str]
     ) -> CopyPlan | None:
         values = [
-            sql_rendering.json_value(column.type, source, reference)
+            reference
+            if column.json_text
+            else sql_rendering.json_value(column.type, source, reference)
             for column, source, reference in zip(self.columns, sources, references, strict=True)
         ]
         members = [

@@ -49,6 +49,8 @@ class OutputColumn:
     name: str
     label: str
     type: ColumnType
+    # The value is JSON text PostgreSQL rendered (nested children): written as it is.
+    json_text: bool = False
 
 
 @dataclass(frozen=True)
@@ -280,6 +282,8 @@ class FormatWriter(ABC):
     assembles_pieces: ClassVar[bool] = False
     # Formats that compress inside their own container take no compression option.
     compresses_itself: ClassVar[bool] = False
+    # Formats whose rows can hold an array of child objects (options.nested).
+    nests_children: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -290,6 +294,8 @@ class FormatWriter(ABC):
     ) -> None:
         if not columns:
             raise ValueError("a writer needs at least one column")
+        if not self.nests_children and any(column.json_text for column in columns):
+            raise ValueError(f"{self.name} cannot write nested children")
         self.columns = list(columns)
         self.options = options
         self.position = position
@@ -367,6 +373,11 @@ class FormatWriter(ABC):
         elif self._state == "new":
             raise RuntimeError(f"{type(self).__name__} was never opened")
         return WriteSummary(rows=self._rows, bytes=self._bytes)
+
+    @classmethod
+    def request_options(cls) -> tuple[str, ...]:
+        """The request options this format uses: its own, then how children are included."""
+        return (*cls.option_names, *(("nested",) if cls.nests_children else ()), "flatten")
 
     @classmethod
     def whole_file(
