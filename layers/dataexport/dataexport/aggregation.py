@@ -18,6 +18,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataexport.catalog.model import (
+    COUNTING_MEASURES,
     IDENTIFIER_PATTERN,
     ColumnType,
     Dataset,
@@ -90,14 +91,12 @@ class Aggregation:
         return [*bucket, *self.dimensions, *(measure.name for measure in self.measures)]
 
 
-def _measure_type(dataset: Dataset, measure: Measure) -> ColumnType:
-    if measure.column is None or measure.function in (
-        MeasureFunction.COUNT,
-        MeasureFunction.COUNT_DISTINCT,
-    ):
+def measure_type(dataset: Dataset, function: MeasureFunction, column: str | None) -> ColumnType:
+    """The type of `function` over `column` (None: rows)."""
+    if column is None or function in COUNTING_MEASURES:
         return ColumnType.INTEGER
-    column_type = dataset.column(measure.column).type
-    if measure.function is MeasureFunction.AVG and column_type is ColumnType.INTEGER:
+    column_type = dataset.column(column).type
+    if function is MeasureFunction.AVG and column_type is ColumnType.INTEGER:
         return ColumnType.DECIMAL
     return column_type
 
@@ -121,7 +120,11 @@ def output_columns(dataset: Dataset, aggregation: Aggregation) -> list[OutputCol
         else:
             label = f"{FUNCTION_LABELS[measure.function]} {dataset.column(measure.column).label}"
         columns.append(
-            OutputColumn(name=measure.name, label=label, type=_measure_type(dataset, measure))
+            OutputColumn(
+                name=measure.name,
+                label=label,
+                type=measure_type(dataset, measure.function, measure.column),
+            )
         )
     return columns
 

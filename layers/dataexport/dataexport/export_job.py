@@ -141,6 +141,8 @@ class ExportJob(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     # An aggregated export's request (group_by, time_bucket, measures); `fields` are its output.
     aggregate: dict[str, Any] | None = None
+    # The name of the dataset's KPI summary exported instead of rows; `fields` are its metrics.
+    summary: str | None = None
     # The privacy profile applied: the transforms asked for and those forced on the role.
     privacy: list[str] = Field(default_factory=list)
     # Split into numbered files of at most this many megabytes, with a manifest.json.

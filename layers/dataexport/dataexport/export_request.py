@@ -26,6 +26,7 @@ from dataexport.errors import DatasetNotFound, InvalidRequest, PermissionDenied
 from dataexport.filters import FilterClause, TimeWindow, parse_filters, parse_time_window
 from dataexport.formats import get_format
 from dataexport.formats.compression import Compression
+from dataexport.formats.summary_writers import SUMMARY_FORMATS
 from dataexport.formats.value_text import timestamp_text
 from dataexport.formats.writer import (
     MAX_DECIMAL_PLACES,
@@ -60,13 +61,18 @@ from dataexport.query_builder import (
     build_count,
     build_plan_count,
     build_select,
+    build_summary_select,
     column_references,
     quote_identifier,
+    summary_references,
 )
 from dataexport.sql_rendering import SourceType
+from dataexport.summary import Summary, resolve_summary
 from dataexport.time_presets import TimePreset
 
 MAX_FIELDS = 500
+# A summary is always exactly one row (aggregates without GROUP BY).
+SUMMARY_COUNT = BoundQuery("SELECT 1")
 MAX_FILTERS = 50
 # Split files: S3's smallest multipart part, and its largest object.
 MIN_FILE_SIZE_MB = 5
@@ -153,6 +159,14 @@ class ExportRequest(BaseModel):
         default=None,
         description="Export one row per group (time bucket and dimensions) with measures.",
     )
+    summary: str | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "Export the dataset's KPI summary of this name (GET /v1/datasets: summaries) over "
+            "the rows the request selects, as csv (Metric,Value) or json (sections)."
+        ),
+    )
     privacy: list[PrivacyTransform] = Field(
         default_factory=list,
         max_length=len(PrivacyTransform),
@@ -188,6 +202,8 @@ class ResolvedExport:
     privacy: PrivacyPlan = NO_PRIVACY
     # Children nested in each row or flattened into rows; `fields` stay the parent's.
     nesting: Nesting | None = None
+    # One row of KPIs instead of the rows; `fields` are then the metrics' `section.metric`.
+    summary: Summary | None = None
 
     @property
     def media_type(self) -> str:
@@ -196,6 +212,8 @@ class ResolvedExport:
 
     @property
     def columns(self) -> list[OutputColumn]:
+        if self.summary is not None:
+            return self.summary.output_columns()
         if self.aggregation is not None:
             columns = output_columns(self.dataset, self.aggregation)
         else:
@@ -217,6 +235,8 @@ class ResolvedExport:
         """Each output column as the select list refers to it: its quoted name, or for a
         column the privacy profile rewrites, the rewriting expression over it (the children's
         columns are rewritten where the children are read)."""
+        if self.summary is not None:
+            return summary_references(self.summary)
         rewrites = self.privacy.rewrites
         return [
             rewritten(rewrites[name], quote_identifier(name))
@@ -258,6 +278,12 @@ class ResolvedExport:
     ) -> BoundQuery:
         """The export's rows; `child_sources` are the PostgreSQL types of the columns of
         each of `nested_children` (describe build_child_probe)."""
+        if self.summary is not None:
+            if span != WHOLE_EXPORT:
+                raise ValueError("a summary is one row, never read in segments")
+            return build_summary_select(
+                self.dataset, self.summary, scope, self.filters, self.window
+            )
         if select_list is None and self.privacy.rewrites:
             select_list = self.projections
         if self.aggregation is not None:
@@ -286,6 +312,8 @@ class ResolvedExport:
         )
 
     def bounded_count(self, scope: RowScope, bound: int) -> BoundQuery:
+        if self.summary is not None:
+            return SUMMARY_COUNT
         if self.aggregation is not None:
             return self._group_count(self.aggregation, scope, bound)
         return build_bounded_count(
@@ -293,6 +321,8 @@ class ResolvedExport:
         )
 
     def count(self, scope: RowScope) -> BoundQuery:
+        if self.summary is not None:
+            return SUMMARY_COUNT
         if self.aggregation is not None:
             return self._group_count(self.aggregation, scope)
         return build_count(
@@ -301,13 +331,13 @@ class ResolvedExport:
 
     @property
     def splittable(self) -> bool:
-        """Whether segments can read stretches of the source's order: groups have no position
-        in it, so an aggregated export is read whole."""
-        return self.aggregation is None
+        """Whether segments can read stretches of the source's order: groups and summaries
+        have no position in it, so they are read whole."""
+        return self.aggregation is None and self.summary is None
 
     def plan_count(self, scope: RowScope) -> BoundQuery:
         if not self.splittable:
-            raise ValueError("an aggregated export has no positions to plan segments by")
+            raise ValueError("groups and summaries have no positions to plan segments by")
         return build_plan_count(
             self.dataset, scope, self.filters, self.window, children=self._children()
         )
@@ -450,8 +480,12 @@ def resolve_export(
     profile = effective_profile(
         dataset, request.privacy, caller.role.value if caller is not None else None
     )
-    aggregation = None
-    if request.aggregate is not None:
+    aggregation = summary = None
+    if request.summary is not None:
+        summary = _resolve_summary(dataset, request)
+        fields = summary.paths
+        plan = privacy_plan(dataset, [], profile)
+    elif request.aggregate is not None:
         if request.fields:
             raise InvalidRequest(
                 "fields",
@@ -471,7 +505,7 @@ def resolve_export(
         options.timezone,
         now,
     )
-    writer = get_format(request.format)
+    writer = get_format(request.format) if summary is None else _summary_writer(request)
     _check_container_format(writer, request)
     filters = parse_filters([item.model_dump() for item in request.filters], dataset)
     check_filters(dataset, filters, profile)
@@ -480,19 +514,22 @@ def resolve_export(
         writer,
         nested=request.options.nested,
         flatten=request.options.flatten,
-        aggregated=aggregation is not None,
+        aggregated=aggregation is not None or summary is not None,
     )
     if nesting is not None:
         nesting = protected_nesting(nesting, profile)
         plan = privacy_plan(dataset, fields, profile, nesting)
-    if request.options.metadata:
+    # A summary always opens with its metadata, as seed 003's do.
+    if request.options.metadata or summary is not None:
         output_names = (
             fields + [column.name for column in nesting.output_columns()] if nesting else fields
         )
-        options = replace(
-            options,
-            metadata=metadata_header(request, output_names, window, options, now, privacy=plan),
-        )
+        metadata = metadata_header(request, output_names, window, options, now, privacy=plan)
+        if summary is not None:
+            # The metrics name themselves: the metadata names the summary instead.
+            del metadata["fields"]
+            metadata["summary"] = summary.name
+        options = replace(options, metadata=metadata)
     return ResolvedExport(
         dataset=dataset,
         fields=fields,
@@ -505,4 +542,28 @@ def resolve_export(
         aggregation=aggregation,
         privacy=plan,
         nesting=nesting,
+        summary=summary,
     )
+
+
+def _resolve_summary(dataset: Dataset, request: ExportRequest) -> Summary:
+    """The request's summary; InvalidRequest naming what a summary cannot be combined with."""
+    if request.fields:
+        raise InvalidRequest("fields", "A summary's columns are its metrics; remove fields.")
+    if request.aggregate is not None:
+        raise InvalidRequest("aggregate", "Ask for a summary or an aggregate, not both.")
+    if request.max_file_size_mb is not None:
+        raise InvalidRequest("max_file_size_mb", "A summary is one small file; remove it.")
+    return resolve_summary(dataset, request.summary or "")
+
+
+def _summary_writer(request: ExportRequest) -> type[FormatWriter]:
+    writer = SUMMARY_FORMATS.get(request.format)
+    if writer is None:
+        allowed = ", ".join(SUMMARY_FORMATS)
+        raise InvalidRequest(
+            "format",
+            f"A summary is written as {allowed}, not {request.format!r}.",
+            {"allowed": list(SUMMARY_FORMATS)},
+        )
+    return writer

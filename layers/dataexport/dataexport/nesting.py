@@ -68,7 +68,7 @@ def resolve_nesting(
     if not dataset.children:
         raise InvalidRequest(option, f"Dataset {dataset.name!r} has no child datasets.")
     if aggregated:
-        raise InvalidRequest(option, "An aggregated export has no children; remove the option.")
+        raise InvalidRequest(option, "Groups and summaries have no children; remove the option.")
     if nested:
         if not writer.nests_children:
             raise InvalidRequest(

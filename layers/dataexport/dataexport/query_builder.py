@@ -43,6 +43,7 @@ from dataexport.filters import FilterClause, TimeWindow, check_clause, checked_f
 from dataexport.nesting import ChildShape, Nesting
 from dataexport.privacy_sql import SessionSettings, rewritten
 from dataexport.sql_rendering import SourceType
+from dataexport.summary import Metric, Summary
 
 LIKE_ESCAPE = "\\"
 # The alias of an aggregated export's groups, the rows its outer query renders and orders.
@@ -601,3 +602,61 @@ def build_aggregate_count(
     if bound is not None:
         groups += f" LIMIT {int(bound)}"
     return BoundQuery(f"SELECT count(*) FROM ({groups}) AS {AGGREGATED}", params.values)
+
+
+# ------------------------------------------------------------------------------ summaries
+def summary_references(summary: Summary) -> list[str]:
+    """The quoted names the summary query gives its metrics (`section.metric` is no catalog
+    identifier), in the summary's order."""
+    return [quote_identifier(f"metric_{index}") for index in range(len(summary.metrics))]
+
+
+def _summary_measure(dataset: Dataset, metric: Metric, params: _Parameters) -> str:
+    if metric.measure is None:
+        raise ValueError(f"{metric.path} is a ratio, not a measure")
+    expression = _measure_expression(metric.measure)
+    if metric.conditions:
+        conditions = " AND ".join(
+            _filter_condition(dataset, clause, index, params)
+            for index, clause in enumerate(metric.conditions)
+        )
+        expression += f" FILTER (WHERE {conditions})"
+    if metric.measure.function is MeasureFunction.SUM:
+        expression = f"COALESCE({expression}, 0)"  # a total over no rows is 0
+    return expression
+
+
+def _rounded(expression: str, places: int | None) -> str:
+    return expression if places is None else f"round(CAST({expression} AS numeric), {int(places)})"
+
+
+def build_summary_select(
+    dataset: Dataset,
+    summary: Summary,
+    scope: RowScope,
+    filters: Sequence[FilterClause],
+    window: TimeWindow,
+) -> BoundQuery:
+    """One row: every metric of `summary` over the export's rows, in one scan of them."""
+    params = _Parameters()
+    measures = {
+        metric.name: _summary_measure(dataset, metric, params)
+        for metric in summary.metrics
+        if metric.measure is not None
+    }
+    expressions = []
+    for metric in summary.metrics:
+        if metric.ratio is None:
+            expression = measures[metric.name]
+        else:
+            numerator = measures[metric.ratio.numerator]
+            denominator = measures[metric.ratio.denominator]
+            scale = "100 * " if metric.ratio.percent else ""
+            expression = f"{scale}CAST({numerator} AS numeric) / NULLIF({denominator}, 0)"
+        expressions.append(_rounded(expression, metric.decimal_places))
+    aliased = ", ".join(
+        f"{expression} AS {name}"
+        for expression, name in zip(expressions, summary_references(summary), strict=True)
+    )
+    where = _where(dataset, scope, filters, window, params)
+    return BoundQuery(f"SELECT {aliased} FROM {_source(dataset)} WHERE {where}", params.values)

@@ -94,6 +94,7 @@ class ExportJobItem(Model):
     time_range = JSONAttribute(null=True)
     options = JSONAttribute()
     aggregate = JSONAttribute(null=True)
+    summary = UnicodeAttribute(null=True)
     privacy = JSONAttribute(null=True)
     max_file_size_mb = NumberAttribute(null=True)
     owner_scoped = BooleanAttribute(default=True)
@@ -303,6 +304,7 @@ class JobStore:
             time_range=job.time_range,
             options=job.options,
             aggregate=job.aggregate,
+            summary=job.summary,
             privacy=job.privacy or None,
             max_file_size_mb=job.max_file_size_mb,
             owner_scoped=job.owner_scoped,
@@ -341,6 +343,7 @@ class JobStore:
             time_range=item.time_range,
             options=item.options,
             aggregate=item.aggregate,
+            summary=item.summary,
             privacy=item.privacy or [],
             max_file_size_mb=(
                 None if item.max_file_size_mb is None else int(item.max_file_size_mb)

@@ -23,7 +23,9 @@ from dataexport.errors import DatasetNotFound
 from dataexport.export_request import ExportOptionsInput
 from dataexport.formats import FORMATS
 from dataexport.formats.compression import Compression
+from dataexport.formats.summary_writers import SUMMARY_FORMATS
 from dataexport.formats.writer import FormatWriter
+from dataexport.summary import resolve_summary
 
 router = Router()  # type: ignore[no-untyped-call]
 
@@ -66,7 +68,25 @@ def dataset_view(dataset: Dataset, role: str | None = None) -> dict[str, Any]:
         "aggregations": _aggregations_view(dataset),
         "privacy": _privacy_view(dataset, role),
         "children": [_child_view(child) for child in dataset.children],
+        "summaries": _summaries_view(dataset),
     }
+
+
+def _summaries_view(dataset: Dataset) -> list[dict[str, Any]]:
+    """The KPI summaries a request may name (`summary`), each metric as its output names it."""
+    return [
+        {
+            "name": summary.name,
+            "title": summary.title,
+            "description": dataset.summaries[summary.name].description,
+            "formats": list(SUMMARY_FORMATS),
+            "metrics": [
+                {"name": metric.path, "label": metric.label, "type": metric.type.value}
+                for metric in summary.metrics
+            ],
+        }
+        for summary in (resolve_summary(dataset, name) for name in dataset.summaries)
+    ]
 
 
 def _privacy_view(dataset: Dataset, role: str | None) -> dict[str, Any]:

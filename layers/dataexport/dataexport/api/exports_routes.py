@@ -181,6 +181,7 @@ def preview_export(
         str | None,
         Query(max_length=256, description="Comma-separated privacy transforms, as in POST"),
     ] = None,
+    summary: Annotated[str | None, Query(max_length=64, description="As in POST")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> Response[str]:
     time_range = {
@@ -197,6 +198,7 @@ def preview_export(
         "options": _json_parameter("options", options, {}),
         "aggregate": _json_parameter("aggregate", aggregate, None),
         "privacy": [] if not privacy else [name.strip() for name in privacy.split(",")],
+        "summary": summary,
     }
     request = validated_request(body)
     preview = exports.preview_export(tenant_user(), request, limit, export_services())

@@ -62,6 +62,7 @@ def job_view(job: ExportJob) -> dict[str, Any]:
         "window": job_window(job),
         "options": job.options,
         "aggregate": job.aggregate,
+        "summary": job.summary,
         "privacy": job.privacy,
         "error": job.error.model_dump() if job.error else None,
         "legal_hold": job.legal_hold,

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from dataexport.catalog.model import Dataset
 from dataexport.errors import CatalogError, DatasetNotFound
+from dataexport.summary import summary_problems
 
 DATASET_FILE_SUFFIX = ".yaml"
 MAX_DATASET_FILE_BYTES = 1024 * 1024
@@ -86,10 +87,18 @@ def parse_dataset(text: str, origin: str) -> Dataset:
             f"{origin}: a dataset file must hold a mapping of fields", {"file": origin}
         )
     try:
-        return Dataset.model_validate(data)
+        dataset = Dataset.model_validate(data)
     except ValidationError as exc:
         text, problems = _describe(exc)
         raise CatalogError(f"{origin}: {text}", {"file": origin, "errors": problems}) from None
+    found = summary_problems(dataset)
+    if found:
+        errors = [
+            {"field": field, "message": message}
+            for field, _, message in (problem.partition(": ") for problem in found)
+        ]
+        raise CatalogError(f"{origin}: {'; '.join(found)}", {"file": origin, "errors": errors})
+    return dataset
 
 
 def _read(file: Traversable, origin: str) -> str:

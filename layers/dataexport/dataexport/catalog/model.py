@@ -29,6 +29,7 @@ parent's columns.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -282,6 +283,47 @@ class AggregationSpec(_CatalogModel):
     measures: dict[Identifier, list[MeasureFunction]] = Field(default_factory=dict)
 
 
+MAX_SUMMARY_METRICS = 200
+
+
+class SummaryCondition(_CatalogModel):
+    """A condition only the rows a metric counts must meet: `{field, op, value}`, on a column
+    the dataset lets callers filter, typed by it when the catalog loads (summary.py)."""
+
+    field: Identifier
+    op: FilterOperator
+    value: Any = None
+
+
+class SummaryRatio(_CatalogModel):
+    """numerator / denominator, two other metrics of the summary (null when it is 0)."""
+
+    numerator: Identifier
+    denominator: Identifier
+    percent: bool = Field(default=False, description="Times 100: 88.28 rather than 0.8828.")
+
+
+class SummaryMetric(_CatalogModel):
+    """One KPI: a measure over the rows (`function`, `field`, `where`) or a `ratio` of two."""
+
+    label: str | None = Field(default=None, max_length=200)
+    function: MeasureFunction | None = None
+    field: Identifier | None = None
+    where: list[SummaryCondition] = Field(default_factory=list, max_length=20)
+    ratio: SummaryRatio | None = None
+    decimal_places: int | None = Field(default=None, ge=0, le=12)
+
+
+class SummarySpec(_CatalogModel):
+    """A KPI summary of a dataset (seed 003's shape): sections of named metrics, computed in
+    one query over the export's rows, written as {"section": {"metric": value}} or as CSV
+    `Metric,Value` lines."""
+
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    sections: dict[Identifier, dict[Identifier, SummaryMetric]] = Field(min_length=1)
+
+
 def _key_problems(key: str, types: dict[str, ColumnType], where: str = "key") -> list[str]:
     if key not in types:
         return [f"{where}: {key!r} is not a declared column"]
@@ -392,6 +434,7 @@ class Dataset(_CatalogModel):
     max_span_days: int | None = Field(default=None, ge=1)
     aggregations: AggregationSpec | None = None
     children: list[ChildDataset] = Field(default_factory=list, max_length=MAX_CHILDREN)
+    summaries: dict[Identifier, SummarySpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_references(self) -> Dataset:
@@ -403,6 +446,7 @@ class Dataset(_CatalogModel):
             *self._aggregation_problems(),
             *self._privacy_problems(),
             *self._children_problems(),
+            *self._summary_problems(),
         ]
         if problems:
             raise ValueError("; ".join(problems))
@@ -538,6 +582,91 @@ class Dataset(_CatalogModel):
                 problems.append(
                     f"{where}: {', '.join(invalid)} not valid for {types[name]} column {name!r} "
                     f"(allowed: {', '.join(sorted(allowed)) or 'none'})"
+                )
+        return problems
+
+    def _summary_problems(self) -> list[str]:
+        if not self.summaries:
+            return []
+        if self.source_kind is not SourceKind.POSTGRES:
+            return ["summaries: only PostgreSQL datasets are summarized (in PostgreSQL)"]
+        problems = []
+        for name, spec in self.summaries.items():
+            metrics = [
+                (section, metric) for section, items in spec.sections.items() for metric in items
+            ]
+            if len(metrics) > MAX_SUMMARY_METRICS:
+                problems.append(f"summaries.{name}: more than {MAX_SUMMARY_METRICS} metrics")
+            # Ratios name metrics without their section: a name must say which one it is.
+            problems += [
+                f"summaries.{name}: metric {metric!r} is declared in more than one section"
+                for metric in _duplicates([metric for _, metric in metrics])
+            ]
+            measures = {
+                metric: item
+                for items in spec.sections.values()
+                for metric, item in items.items()
+                if item.ratio is None
+            }
+            for section, items in spec.sections.items():
+                if not items:
+                    problems.append(f"summaries.{name}.sections.{section}: has no metrics")
+                for metric, item in items.items():
+                    where = f"summaries.{name}.sections.{section}.{metric}"
+                    problems += [
+                        f"{where}: {text}" for text in self._metric_problems(item, measures)
+                    ]
+        return problems
+
+    def _metric_problems(
+        self, metric: SummaryMetric, measures: Mapping[str, SummaryMetric]
+    ) -> list[str]:
+        if metric.ratio is not None:
+            if metric.function is not None or metric.field is not None or metric.where:
+                return ["a ratio takes no function, field or where"]
+            return [
+                f"ratio.{part}: {name!r} is not a measure of this summary (ratios of ratios "
+                "are not computed)"
+                for part, name in (
+                    ("numerator", metric.ratio.numerator),
+                    ("denominator", metric.ratio.denominator),
+                )
+                if name not in measures
+            ]
+        if metric.function is None:
+            return ["give a function (sum, avg, min, max, count, count_distinct) or a ratio"]
+        problems = []
+        if metric.field is None:
+            if metric.function is not MeasureFunction.COUNT:
+                problems.append(f"function {metric.function.value} needs a field")
+        elif not self.has_column(metric.field):
+            problems.append(f"field: {metric.field!r} is not a declared column")
+        else:
+            column = self.column(metric.field)
+            allowed = MEASURES_BY_TYPE.get(column.type, frozenset())
+            if metric.function not in allowed:
+                problems.append(
+                    f"{metric.function.value} is not valid for {column.type} column "
+                    f"{metric.field!r} (allowed: {', '.join(sorted(allowed)) or 'none'})"
+                )
+            # A summary is read by whoever may export the dataset, whatever their profile.
+            elif column.sensitive is not None and metric.function not in COUNTING_MEASURES:
+                problems.append(f"field: {metric.field!r} is sensitive; it can only be counted")
+        for index, condition in enumerate(metric.where):
+            spec = self.filter_for(condition.field)
+            if spec is None or not self.has_column(condition.field):
+                problems.append(f"where[{index}].field: {condition.field!r} is not filterable")
+            elif condition.op not in spec.operators:
+                problems.append(
+                    f"where[{index}].op: {condition.op.value!r} is not allowed on "
+                    f"{condition.field!r}"
+                )
+            elif (
+                self.column(condition.field).sensitive is not None
+                and condition.op is not FilterOperator.IS_NULL
+            ):
+                problems.append(
+                    f"where[{index}].field: {condition.field!r} is sensitive; only is_null"
                 )
         return problems
 

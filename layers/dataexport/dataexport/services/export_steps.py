@@ -178,12 +178,13 @@ def resolve_job(job: ExportJob, catalog: Catalog) -> ResolvedExport:
             "format": job.format,
             "compression": job.compression,
             "max_file_size_mb": job.max_file_size_mb,
-            # An aggregated export's fields are its output, named by the aggregate.
-            "fields": None if job.aggregate else job.fields,
+            # Aggregates and summaries name their output themselves.
+            "fields": None if job.aggregate or job.summary else job.fields,
             "filters": job.filters,
             "time_range": job.time_range,
             "options": job.options,
             "aggregate": job.aggregate,
+            "summary": job.summary,
             # The job keeps the profile in effect: forced transforms are part of it.
             "privacy": job.privacy,
         }

@@ -94,7 +94,8 @@ def _require_export_permission(caller: Caller) -> None:
 
 
 def file_name_for(job_id: str, resolved: ResolvedExport) -> str:
-    """`<dataset>-<from>-<to>-<id>.<ext>`, with the time range's dates in the export's zone."""
+    """`<dataset>-<from>-<to>-<id>.<ext>`, with the time range's dates in the export's zone
+    (`<dataset>-<summary>-...` for a summary)."""
 
     def day(value: datetime | None, fallback: str) -> str:
         if value is None:
@@ -104,7 +105,10 @@ def file_name_for(job_id: str, resolved: ResolvedExport) -> str:
     window = resolved.window
     start, end = day(window.start, "start"), day(window.end, "now")
     extension = resolved.writer.extension + resolved.compression.suffix
-    return f"{resolved.dataset.name}-{start}-{end}-{job_id}.{extension}"
+    name = resolved.dataset.name
+    if resolved.summary is not None:
+        name += "-" + resolved.summary.name.replace("_", "-")
+    return f"{name}-{start}-{end}-{job_id}.{extension}"
 
 
 def stored_time_range(request: ExportRequest) -> dict[str, str] | None:
@@ -135,6 +139,7 @@ def request_hash(request: ExportRequest, resolved: ResolvedExport) -> str:
         "time_range": stored_time_range(request),
         "options": request.options.model_dump(),
         "aggregate": stored_aggregate(request),
+        "summary": request.summary,
         # The profile in effect, forced transforms included.
         "privacy": resolved.privacy.names(),
     }
@@ -231,6 +236,7 @@ def create_export(
         time_range=stored_time_range(request),
         options=request.options.model_dump(),
         aggregate=stored_aggregate(request),
+        summary=request.summary,
         privacy=resolved.privacy.names(),
         owner_scoped=_owner_scoped(caller, resolved),
         request_hash=digest,
