@@ -85,7 +85,7 @@ test: venv sam ## everything CI checks: lint, types, template, build, tests
 	$(MAKE) --no-print-directory bench-smoke
 	$(MAKE) --no-print-directory pytest
 
-test-slow: venv ## only the tests marked slow (10,000,000-row exports; LARGE_EXPORT_ROWS)
+test-slow: venv ## only the tests marked slow (10,000,000-row CSV, XLSX past a sheet; LARGE_EXPORT_ROWS)
 	$(VENV_BIN)/pytest --ignore=tests/bench -m slow -s
 
 demo: venv ## one real export end to end on the local runtime
