@@ -96,8 +96,14 @@ def probe_once(kind: str, secret: str, *arguments: str) -> dict[str, float]:
         capture_output=True,
         text=True,
         timeout=3600,
-        check=True,
+        check=False,
     )
+    if finished.returncode != 0:
+        # The probe's own traceback (or a native library's abort message) says why.
+        raise RuntimeError(
+            f"probe {kind} {' '.join(arguments)} exited with {finished.returncode}:\n"
+            + finished.stderr[-4000:]
+        )
     report: dict[str, float] = json.loads(finished.stdout.strip().splitlines()[-1])
     return report
 
