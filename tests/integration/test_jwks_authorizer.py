@@ -32,6 +32,9 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from dataexport_local.lambda_dispatch import LocalLambdaContext
 from dataexport_local.template import DEFAULT_TEMPLATE_PATH, resolve_template
 
+# Tokens are minted when the tests are collected and checked up to a whole suite later.
+VALID_FOR_SECONDS = 6 * 3600
+
 ROOT = Path(__file__).resolve().parents[2]
 HANDLER_FILE = ROOT / "functions" / "authorizer" / "app.py"
 SAMPLE_EVENT = ROOT / "events" / "authorizer_token.json"
@@ -121,7 +124,7 @@ def issuer_token(
         "iss": ISSUER,
         "aud": AUDIENCE,
         "iat": now,
-        "exp": now + 600,
+        "exp": now + VALID_FOR_SECONDS,
     }
     payload.update(claims)
     payload = {name: value for name, value in payload.items() if value is not None}

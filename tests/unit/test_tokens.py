@@ -34,6 +34,9 @@ from dataexport.config import AuthMode, AuthorizerConfig, read_config
 from dataexport.errors import ConfigurationError, Unauthenticated
 from dataexport.identity import Caller, Role
 
+# Tokens are minted when the tests are collected and checked up to a whole suite later.
+VALID_FOR_SECONDS = 6 * 3600
+
 KEY = "k" * 64
 
 ISSUER = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example"
@@ -57,7 +60,7 @@ def token(key: str = KEY, algorithm: str = "HS256", **claims: object) -> str:
         "role": "member",
         "permissions": ["DATA_EXPORT"],
         "iat": now,
-        "exp": now + 600,
+        "exp": now + VALID_FOR_SECONDS,
     }
     payload.update(claims)
     return jwt.encode({k: v for k, v in payload.items() if v is not None}, key, algorithm=algorithm)
@@ -86,7 +89,7 @@ def issuer_claims(**claims: object) -> dict[str, object]:
         "iss": ISSUER,
         "aud": AUDIENCE,
         "iat": now,
-        "exp": now + 600,
+        "exp": now + VALID_FOR_SECONDS,
     }
     payload.update(claims)
     return {k: v for k, v in payload.items() if v is not None}
