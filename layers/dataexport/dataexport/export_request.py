@@ -183,6 +183,17 @@ class ExportRequest(BaseModel):
         return [value] if isinstance(value, str) else value
 
 
+class LegalHoldInput(BaseModel):
+    """Body of PUT /v1/exports/{id}/legal-hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hold: bool = Field(description="true places the hold, false lifts it.")
+    reason: str = Field(
+        min_length=1, max_length=500, description="Why (a case or ticket): kept in the audit trail."
+    )
+
+
 @dataclass(frozen=True)
 class ResolvedExport:
     """An export request checked against the catalog: everything a step needs to run it."""

@@ -256,6 +256,24 @@ class JobStore:
         actions: list[Action] = [self._action(name, value) for name, value in changes.items()]
         self._model(job_id).update(actions=actions, condition=self._model.id.exists())
 
+    def set_legal_hold(
+        self, job_id: str, hold: bool, while_in: frozenset[ExportStatus]
+    ) -> ExportJob | None:
+        """Set or clear the job's legal hold if its status is one of `while_in` (None, writing
+        nothing, if it is not): a job that expired or was deleted meanwhile stays as it is."""
+        item = self._model(job_id)
+        try:
+            item.update(
+                actions=[self._model.legal_hold.set(hold)],
+                condition=self._model.id.exists()
+                & self._model.status.is_in(*sorted(status.value for status in while_in)),
+            )
+        except UpdateError as exc:
+            if _is_condition_failure(exc):
+                return None
+            raise
+        return self._to_job(item)
+
     def add_rows_exported_while_running(self, job_id: str, rows: int) -> bool:
         """Add `rows` to the job's running row count (partitions report independently), only
         while it is running; False, writing nothing, once it is not."""

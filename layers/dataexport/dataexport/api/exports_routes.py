@@ -26,7 +26,7 @@ from dataexport.errors import (
     RateLimitExceeded,
     Unauthenticated,
 )
-from dataexport.export_request import ExportRequest
+from dataexport.export_request import ExportRequest, LegalHoldInput
 from dataexport.identity import Caller, RequestOrigin, Role
 from dataexport.services import exports
 from dataexport.services.exports import ExportServices
@@ -287,6 +287,14 @@ def download_export(
 @router.post("/v1/exports/<export_id>/cancel")
 def cancel_export(export_id: JobId) -> Response[str]:
     job = exports.cancel_export(tenant_user(), export_id, export_services(), request_origin())
+    return _json(200, job_view(job))
+
+
+@router.put("/v1/exports/<export_id>/legal-hold")
+def set_legal_hold(export_id: JobId, hold: LegalHoldInput) -> Response[str]:
+    job = exports.set_legal_hold(
+        tenant_user(), export_id, hold, export_services(), request_origin()
+    )
     return _json(200, job_view(job))
 
 

@@ -41,7 +41,12 @@ from dataexport.export_job import (
     numbered_file_name,
     utc_now,
 )
-from dataexport.export_request import ExportRequest, ResolvedExport, resolve_export
+from dataexport.export_request import (
+    ExportRequest,
+    LegalHoldInput,
+    ResolvedExport,
+    resolve_export,
+)
 from dataexport.identity import DATA_EXPORT_PERMISSION, Caller, RequestOrigin
 from dataexport.query_builder import RowScope
 from dataexport.rate_limit import RateDecision, limit_for
@@ -169,6 +174,7 @@ def record(
     origin: RequestOrigin,
     services: ExportServices,
     job: ExportJob,
+    **detail: str,
 ) -> None:
     """Append what the caller did to their tenant's audit trail (before answering them)."""
     services.audit.record(
@@ -180,7 +186,7 @@ def record(
         target_id=job.id,
         source_ip=origin.source_ip,
         request_id=origin.request_id,
-        detail={"dataset": job.dataset, "format": job.format},
+        detail={"dataset": job.dataset, "format": job.format, **detail},
     )
 
 
@@ -485,6 +491,38 @@ def _remove_partial_output(job: ExportJob, objects: ObjectStore) -> None:
     """
     clear_staging(job.id, objects)
     remove_files(job, objects)
+
+
+# A hold keeps a file that exists or will: not one already expired, deleted or never made.
+HOLDABLE = frozenset({ExportStatus.QUEUED, ExportStatus.RUNNING, ExportStatus.COMPLETED})
+
+
+def set_legal_hold(
+    caller: Caller,
+    job_id: str,
+    hold: LegalHoldInput,
+    services: ExportServices,
+    origin: RequestOrigin,
+) -> ExportJob:
+    """Place or lift a legal hold (admins): a held export is neither expired nor deleted, by
+    its execution, by retention or by anyone, until the hold is lifted. Audited with its reason."""
+    if not caller.is_admin:
+        raise PermissionDenied("Only admins may place or lift a legal hold.", {"id": job_id})
+    job = get_export(caller, job_id, services)
+    if job.legal_hold == hold.hold:
+        return job  # already so: nothing to record
+    held = services.jobs.set_legal_hold(job.id, hold.hold, HOLDABLE)
+    if held is None:
+        current = services.jobs.get(job.id)
+        raise Conflict(
+            f"Export {job_id} is {current.status.value}; only a queued, running or completed "
+            "export can be held.",
+            {"id": job_id, "status": current.status.value},
+        )
+    event = AuditEventType.LEGAL_HOLD_SET if hold.hold else AuditEventType.LEGAL_HOLD_CLEARED
+    record(event, caller, origin, services, held, reason=hold.reason)
+    logger.info("Legal hold changed", extra={"job_id": job.id, "legal_hold": hold.hold})
+    return held
 
 
 def delete_export(
