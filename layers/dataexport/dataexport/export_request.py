@@ -71,9 +71,9 @@ from dataexport.summary import Summary, resolve_summary
 from dataexport.time_presets import TimePreset
 
 MAX_FIELDS = 500
+MAX_FILTERS = 50
 # A summary is always exactly one row (aggregates without GROUP BY).
 SUMMARY_COUNT = BoundQuery("SELECT 1")
-MAX_FILTERS = 50
 # Split files: S3's smallest multipart part, and its largest object.
 MIN_FILE_SIZE_MB = 5
 MAX_FILE_SIZE_MB = 5_000_000
@@ -254,11 +254,7 @@ class ResolvedExport:
             if name in rewrites
             else quote_identifier(name)
             for name in self.fields
-        ] + column_references(self._child_output_names)
-
-    @property
-    def _child_output_names(self) -> list[str]:
-        return [column.name for column in self.nesting.output_columns()] if self.nesting else []
+        ] + column_references(self.nesting.output_names if self.nesting else [])
 
     @property
     def column_names(self) -> list[str]:
@@ -430,8 +426,10 @@ def metadata_header(
     now: datetime | None,
     *,
     privacy: PrivacyPlan,
+    summary: Summary | None = None,
 ) -> dict[str, Any]:
-    """What a JSON export's `metadata` object says (the seeds' shape), times in its zone."""
+    """What a JSON export's `metadata` object says (the seeds' shape), times in its zone. A
+    summary's metrics name themselves: its metadata names the summary instead of the fields."""
 
     def local(moment: datetime | None) -> str | None:
         return None if moment is None else timestamp_text(moment, options.timezone)
@@ -448,8 +446,9 @@ def metadata_header(
         "start_date": local(window.start),
         "end_date": local(window.end),
         "timezone": options.timezone.key,
-        "fields": fields,
+        **({"fields": fields} if summary is None else {}),
         "privacy": privacy.names(),
+        **({"summary": summary.name} if summary is not None else {}),
     }
 
 
@@ -493,7 +492,7 @@ def resolve_export(
     )
     aggregation = summary = None
     if request.summary is not None:
-        summary = _resolve_summary(dataset, request)
+        summary = _resolve_summary(dataset, request.summary, request)
         fields = summary.paths
         plan = privacy_plan(dataset, [], profile)
     elif request.aggregate is not None:
@@ -532,14 +531,10 @@ def resolve_export(
         plan = privacy_plan(dataset, fields, profile, nesting)
     # A summary always opens with its metadata, as seed 003's do.
     if request.options.metadata or summary is not None:
-        output_names = (
-            fields + [column.name for column in nesting.output_columns()] if nesting else fields
+        output_names = fields + nesting.output_names if nesting else fields
+        metadata = metadata_header(
+            request, output_names, window, options, now, privacy=plan, summary=summary
         )
-        metadata = metadata_header(request, output_names, window, options, now, privacy=plan)
-        if summary is not None:
-            # The metrics name themselves: the metadata names the summary instead.
-            del metadata["fields"]
-            metadata["summary"] = summary.name
         options = replace(options, metadata=metadata)
     return ResolvedExport(
         dataset=dataset,
@@ -557,7 +552,7 @@ def resolve_export(
     )
 
 
-def _resolve_summary(dataset: Dataset, request: ExportRequest) -> Summary:
+def _resolve_summary(dataset: Dataset, name: str, request: ExportRequest) -> Summary:
     """The request's summary; InvalidRequest naming what a summary cannot be combined with."""
     if request.fields:
         raise InvalidRequest("fields", "A summary's columns are its metrics; remove fields.")
@@ -565,7 +560,7 @@ def _resolve_summary(dataset: Dataset, request: ExportRequest) -> Summary:
         raise InvalidRequest("aggregate", "Ask for a summary or an aggregate, not both.")
     if request.max_file_size_mb is not None:
         raise InvalidRequest("max_file_size_mb", "A summary is one small file; remove it.")
-    return resolve_summary(dataset, request.summary or "")
+    return resolve_summary(dataset, name)
 
 
 def _summary_writer(request: ExportRequest) -> type[FormatWriter]:

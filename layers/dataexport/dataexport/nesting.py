@@ -32,6 +32,15 @@ class Nesting:
     shape: ChildShape
     children: tuple[ChildDataset, ...]
 
+    @property
+    def option(self) -> str:
+        """The request option that asked for this shape."""
+        return "options.nested" if self.shape is ChildShape.NESTED else "options.flatten"
+
+    @property
+    def output_names(self) -> list[str]:
+        return [column.name for column in self.output_columns()]
+
     def output_columns(self) -> list[OutputColumn]:
         """The columns that follow the parent's fields."""
         if self.shape is ChildShape.NESTED:

@@ -204,11 +204,10 @@ class PrivacyPlan:
 
     @property
     def needs_key(self) -> bool:
-        rewrites = [*self.rewrites.values()]
-        rewrites += [
-            rewrite for child in self.child_rewrites.values() for rewrite in child.values()
-        ]
-        return PrivacyTransform.HASH_IDENTIFIERS in rewrites
+        hashing = PrivacyTransform.HASH_IDENTIFIERS
+        return hashing in self.rewrites.values() or any(
+            hashing in child.values() for child in self.child_rewrites.values()
+        )
 
     def names(self) -> list[str]:
         return canonical(self.profile)
@@ -343,21 +342,25 @@ def privacy_plan(
 ) -> PrivacyPlan:
     """Which of the `output` columns (source columns by name) and of the children of
     `nesting` (without their dropped columns: see protected_nesting) the profile rewrites."""
-    rewrites: dict[str, PrivacyTransform] = {}
-    for name in output:
-        rewrite = _rewrite(dataset.column(name), profile)
-        if rewrite is not None:
-            rewrites[name] = rewrite
-    child_rewrites: dict[str, dict[str, PrivacyTransform]] = {}
+    rewrites = _rewrites([(name, dataset.column(name)) for name in output], profile)
+    child_rewrites = {}
     for child in nesting.children if nesting is not None else ():
-        for column in child.columns:
-            rewrite = _rewrite(column, profile)
-            if rewrite is None:
-                continue
-            child_rewrites.setdefault(child.name, {})[column.name] = rewrite
-            if nesting is not None and nesting.shape is ChildShape.FLATTENED:
-                rewrites[child.flattened_name(column.name)] = rewrite
+        child_rewrites[child.name] = _rewrites([(c.name, c) for c in child.columns], profile)
+        if nesting is not None and nesting.shape is ChildShape.FLATTENED:
+            # Flattened, the child's columns are output columns of their own.
+            rewrites |= {
+                child.flattened_name(name): rewrite
+                for name, rewrite in child_rewrites[child.name].items()
+            }
     return PrivacyPlan(profile=profile, rewrites=rewrites, child_rewrites=child_rewrites)
+
+
+def _rewrites(
+    columns: list[tuple[str, Column]], profile: frozenset[PrivacyTransform]
+) -> dict[str, PrivacyTransform]:
+    """The transform rewriting each of the named `columns`, for those the profile rewrites."""
+    found = ((name, _rewrite(column, profile)) for name, column in columns)
+    return {name: rewrite for name, rewrite in found if rewrite is not None}
 
 
 def protected_nesting(nesting: Nesting, profile: frozenset[PrivacyTransform]) -> Nesting:
@@ -371,9 +374,8 @@ def protected_nesting(nesting: Nesting, profile: frozenset[PrivacyTransform]) ->
             if column_treatment(column, profile) is not PrivacyTransform.DROP_SENSITIVE
         ]
         if not kept:
-            option = "options.nested" if nesting.shape is ChildShape.NESTED else "options.flatten"
             raise InvalidRequest(
-                option,
+                nesting.option,
                 f"Every column of {child.name!r} is sensitive and left out by the privacy "
                 f"profile ({', '.join(sorted(profile))}).",
             )

@@ -184,9 +184,12 @@ class Children:
     def flattened(self) -> bool:
         return self.nesting.shape is ChildShape.FLATTENED
 
+    def rewrite(self, child: ChildDataset, column: str) -> PrivacyTransform | None:
+        return self.rewrites.get(child.name, {}).get(column)
+
     def value(self, child: ChildDataset, column: str) -> str:
         """A child column as the export shows it: as stored, or rewritten by the profile."""
-        rewrite = self.rewrites.get(child.name, {}).get(column)
+        rewrite = self.rewrite(child, column)
         reference = _child_column(column)
         return reference if rewrite is None else rewritten(rewrite, reference)
 
@@ -223,7 +226,7 @@ def _nested_array(
     child = children.nesting.children[index]
     members = []
     for column, source in zip(child.columns, children.sources[index], strict=True):
-        if column.name in children.rewrites.get(child.name, {}):
+        if children.rewrite(child, column.name) is not None:
             # A rewritten value is text, whatever the column's type.
             value = sql_rendering.json_value(
                 ColumnType.STRING, SourceType.TEXT, children.value(child, column.name)
@@ -276,12 +279,6 @@ def _from(dataset: Dataset, children: Children | None, scope: RowScope, params: 
         f"AS {_child_alias(index)}"
         for index in range(len(nested))
     )
-
-
-def _child_names(children: Children | None) -> list[str]:
-    if children is None:
-        return []
-    return [column.name for column in children.nesting.output_columns()]
 
 
 def build_child_probe(child: ChildDataset) -> BoundQuery:
@@ -380,7 +377,8 @@ def build_select(
     `children` adds the children's columns after `fields`: one JSON array per nested child, or
     the flattened child's columns (a row per child).
     """
-    references = column_references([*checked_fields(dataset, fields), *_child_names(children)])
+    child_names = children.nesting.output_names if children is not None else []
+    references = column_references([*checked_fields(dataset, fields), *child_names])
     columns = ", ".join(select_list if select_list is not None else references)
     params = _Parameters()
     where = " AND ".join(

@@ -56,6 +56,7 @@ class Metric:
 class Summary:
     name: str
     title: str
+    description: str
     metrics: tuple[Metric, ...]
 
     @property
@@ -67,10 +68,6 @@ class Summary:
             OutputColumn(name=metric.path, label=metric.label, type=metric.type)
             for metric in self.metrics
         ]
-
-    def measure_named(self, name: str) -> Metric:
-        """The measure a ratio names (metric names are unique across sections)."""
-        return next(m for m in self.metrics if m.name == name and m.measure is not None)
 
 
 def _conditions(dataset: Dataset, metric: SummaryMetric, where: str) -> tuple[FilterClause, ...]:
@@ -121,7 +118,9 @@ def _resolve(dataset: Dataset, spec: SummarySpec, name: str) -> Summary:
                     decimal_places=metric.decimal_places,
                 )
             )
-    return Summary(name=name, title=spec.title, metrics=tuple(metrics))
+    return Summary(
+        name=name, title=spec.title, description=spec.description, metrics=tuple(metrics)
+    )
 
 
 def summary_problems(dataset: Dataset) -> list[str]:

@@ -78,7 +78,7 @@ def _summaries_view(dataset: Dataset) -> list[dict[str, Any]]:
         {
             "name": summary.name,
             "title": summary.title,
-            "description": dataset.summaries[summary.name].description,
+            "description": summary.description,
             "formats": list(SUMMARY_FORMATS),
             "metrics": [
                 {"name": metric.path, "label": metric.label, "type": metric.type.value}

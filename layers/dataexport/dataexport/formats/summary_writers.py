@@ -28,12 +28,12 @@ _encode = value_text.JSON_TEXT_ENCODER.encode
 _INDENT = "  "
 
 
-def _sections(columns: Sequence[OutputColumn]) -> list[tuple[str, list[int]]]:
-    """Each section, in order, with the positions of its metrics' columns."""
-    sections: dict[str, list[int]] = {}
+def _sections(columns: Sequence[OutputColumn]) -> list[tuple[str, list[tuple[str, int]]]]:
+    """Each section, in order, with its metrics' names and the positions of their columns."""
+    sections: dict[str, list[tuple[str, int]]] = {}
     for index, column in enumerate(columns):
-        section, _, _ = column.name.partition(".")
-        sections.setdefault(section, []).append(index)
+        section, _, metric = column.name.partition(".")
+        sections.setdefault(section, []).append((metric, index))
     return list(sections.items())
 
 
@@ -60,15 +60,15 @@ class SummaryJsonWriter(FormatWriter):
     def _end(self) -> str:
         zone = self.options.timezone
         values = self._values or [None] * len(self.columns)
-        members = [(key, _encode(value)) for key, value in (self.options.metadata or {}).items()]
-        document = [("metadata", _json_object(members, 1))] if self.options.metadata else []
-        for section, positions in _sections(self.columns):
-            metrics = []
-            for index in positions:
-                column, value = self.columns[index], values[index]
-                text = "null" if value is None else value_encoder(column.type, zone)(value)
-                metrics.append((column.name.partition(".")[2], text))
-            document.append((section, _json_object(metrics, 1)))
+        header = [(key, _encode(value)) for key, value in (self.options.metadata or {}).items()]
+        document = [("metadata", _json_object(header, 1))] if self.options.metadata else []
+        for section, metrics in _sections(self.columns):
+            members = []
+            for metric, index in metrics:
+                value = values[index]
+                encode = value_encoder(self.columns[index].type, zone)
+                members.append((metric, "null" if value is None else encode(value)))
+            document.append((section, _json_object(members, 1)))
         return _json_object(document, 0) + "\n"
 
 
