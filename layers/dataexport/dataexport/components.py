@@ -5,31 +5,39 @@ Each Lambda process builds its clients and reads the catalog once, on first use.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 
 from dataexport.adapters.audit_events_reader import AuditEventsReader
 from dataexport.adapters.audit_store import AuditTrail
 from dataexport.adapters.checkpoint_store import CheckpointStore
 from dataexport.adapters.control_store import ControlStore
+from dataexport.adapters.export_scheduler import ExportScheduler
 from dataexport.adapters.hashing_secret import read_hashing_key
 from dataexport.adapters.job_store import JobStore
 from dataexport.adapters.object_store import ObjectStore
 from dataexport.adapters.postgres import PostgresReader, read_database_secret
+from dataexport.adapters.principal_store import PrincipalStore
+from dataexport.adapters.schedule_store import ScheduleStore
 from dataexport.adapters.workflow import ExportWorkflow
 from dataexport.catalog.loader import Catalog, load_catalog
 from dataexport.config import (
     AuditTableConfig,
     BucketConfig,
+    CreationConfig,
     DatabaseConfig,
     FormatStepConfig,
     HashingKeyConfig,
     JobTableConfig,
     QueueConfig,
+    ScheduleConfig,
     StepSourceConfig,
 )
 from dataexport.privacy import HashingKey
 from dataexport.row_sources import RowSourceFor, no_hashing_key, row_source_chooser
 from dataexport.services.export_queue import ExportQueue
+from dataexport.services.exports import CreationServices
+from dataexport.services.schedules import ScheduleServices
 
 
 @cache
@@ -100,4 +108,39 @@ def postgres_reader(config: DatabaseConfig) -> PostgresReader:
     # Not cached: the secret is (with a TTL), so a rotated password is picked up.
     return PostgresReader(
         read_database_secret(config.database_secret_arn), config.statement_timeout_seconds
+    )
+
+
+@cache
+def principal_store(config: QueueConfig) -> PrincipalStore:
+    return PrincipalStore(config.control_table_name, config.aws_region)
+
+
+@cache
+def creation_services(config: CreationConfig) -> CreationServices:
+    return CreationServices(
+        jobs=job_store(config),
+        audit=audit_trail(config),
+        control=control_store(config),
+        queue=export_queue(config),
+        catalog=catalog(config),
+        exports_per_hour=config.exports_per_hour,
+        tenant_exports_per_hour=dict(config.tenant_exports_per_hour),
+    )
+
+
+@cache
+def schedule_services(config: ScheduleConfig) -> ScheduleServices:
+    return ScheduleServices(
+        exports=creation_services(config),
+        schedules=ScheduleStore(config.schedules_table_name, config.aws_region),
+        scheduler=ExportScheduler(
+            config.schedule_group_name,
+            config.run_schedule_function_arn,
+            config.scheduler_role_arn,
+            config.aws_region,
+        ),
+        principals=principal_store(config),
+        min_interval=timedelta(minutes=config.min_schedule_interval_minutes),
+        max_per_tenant=config.max_schedules_per_tenant,
     )

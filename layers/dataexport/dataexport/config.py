@@ -147,9 +147,42 @@ class HashingKeyConfig(_EnvironmentModel):
     hashing_secret_arn: str = Field(validation_alias="HASHING_SECRET_ARN", min_length=1)
 
 
-class ApiConfig(BucketConfig, QueueConfig, StepSourceConfig, HashingKeyConfig):
-    """The API: jobs, files, the audit trail, and the database for previews (its statement
-    timeout is the API's own, far shorter than an export's)."""
+class CreationConfig(QueueConfig, AuditTableConfig):
+    """What creating an export needs (the API, and each run of a schedule)."""
+
+    exports_per_hour: int = Field(default=10, ge=1, validation_alias="EXPORTS_PER_HOUR")
+    tenant_exports_per_hour: Json[dict[str, PositiveInt]] = Field(
+        default_factory=dict, validation_alias="TENANT_EXPORTS_PER_HOUR"
+    )
+
+    def __hash__(self) -> int:
+        # The tenant map is a dict; the configuration is still read once and never changes.
+        return hash((type(self), self.exports_table_name, self.control_table_name))
+
+
+class ScheduleConfig(CreationConfig):
+    """Scheduled exports: their table, and the Scheduler schedules that run them."""
+
+    schedules_table_name: str = Field(validation_alias="SCHEDULES_TABLE_NAME", min_length=1)
+    schedule_group_name: str = Field(validation_alias="SCHEDULE_GROUP_NAME", min_length=1)
+    scheduler_role_arn: str = Field(validation_alias="SCHEDULER_ROLE_ARN", min_length=1)
+    run_schedule_function_arn: str = Field(
+        validation_alias="RUN_SCHEDULE_FUNCTION_ARN", min_length=1
+    )
+    min_schedule_interval_minutes: int = Field(
+        default=60, ge=1, validation_alias="MIN_SCHEDULE_INTERVAL_MINUTES"
+    )
+    max_schedules_per_tenant: int = Field(
+        default=100, ge=1, validation_alias="MAX_SCHEDULES_PER_TENANT"
+    )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.exports_table_name, self.schedules_table_name))
+
+
+class ApiConfig(BucketConfig, ScheduleConfig, StepSourceConfig, HashingKeyConfig):
+    """The API: jobs, files, schedules, the audit trail, and the database for previews (its
+    statement timeout is the API's own, far shorter than an export's)."""
 
     statement_timeout_seconds: int = Field(
         default=10, ge=1, le=25, validation_alias="PREVIEW_STATEMENT_TIMEOUT_SECONDS"
@@ -158,13 +191,8 @@ class ApiConfig(BucketConfig, QueueConfig, StepSourceConfig, HashingKeyConfig):
         default=300, ge=30, le=3600, validation_alias="DOWNLOAD_URL_TTL_SECONDS"
     )
     idempotency_table_name: str = Field(validation_alias="IDEMPOTENCY_TABLE_NAME", min_length=1)
-    exports_per_hour: int = Field(default=10, ge=1, validation_alias="EXPORTS_PER_HOUR")
-    tenant_exports_per_hour: Json[dict[str, PositiveInt]] = Field(
-        default_factory=dict, validation_alias="TENANT_EXPORTS_PER_HOUR"
-    )
 
     def __hash__(self) -> int:
-        # The tenant map is a dict; the configuration is still read once and never changes.
         return hash((type(self), self.exports_table_name, self.control_table_name))
 
 
@@ -197,6 +225,10 @@ class UploadStepConfig(BucketConfig, QueueConfig):
     export_retention_seconds: int = Field(
         default=7 * 24 * 3600, ge=1, validation_alias="EXPORT_RETENTION_SECONDS"
     )
+
+
+class RunScheduleConfig(ScheduleConfig):
+    """The RunSchedule function: creates a schedule's job as its owner, starts it."""
 
 
 class ExpireStepConfig(BucketConfig):

@@ -73,6 +73,16 @@ class ExportNotFound(DataExportError):
         super().__init__(f"Export {export_id} was not found.", {"id": export_id})
 
 
+class ScheduleNotFound(DataExportError):
+    """Also raised for another user's or tenant's schedule: its existence is never revealed."""
+
+    error_code = "SCHEDULE_NOT_FOUND"
+    http_status = 404
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"Schedule {schedule_id} was not found.", {"id": schedule_id})
+
+
 class DatasetNotFound(DataExportError):
     error_code = "DATASET_NOT_FOUND"
     http_status = 404

@@ -171,6 +171,8 @@ class ExportJob(BaseModel):
     execution_arn: str | None = None
     error: JobError | None = None
     legal_hold: bool = False
+    # The schedule whose run created the job, if one did.
+    schedule_id: str | None = None
     created_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None

@@ -10,6 +10,7 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
     from mypy_boto3_stepfunctions import SFNClient
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, signature_version="s3v4")
@@ -34,3 +35,8 @@ def s3_client(region: str) -> S3Client:
 @cache
 def sfn_client(region: str) -> SFNClient:
     return boto3.client("stepfunctions", region_name=region, config=_CONFIG)
+
+
+@cache
+def scheduler_client(region: str) -> EventBridgeSchedulerClient:
+    return boto3.client("scheduler", region_name=region, config=_CONFIG)

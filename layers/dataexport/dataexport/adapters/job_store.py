@@ -113,6 +113,7 @@ class ExportJobItem(Model):
     execution_arn = UnicodeAttribute(null=True)
     error = JSONAttribute(null=True)
     legal_hold = BooleanAttribute(default=False)
+    schedule_id = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     started_at = UnicodeAttribute(null=True)
     completed_at = UnicodeAttribute(null=True)
@@ -341,6 +342,7 @@ class JobStore:
             execution_arn=job.execution_arn,
             error=job.error.model_dump() if job.error else None,
             legal_hold=job.legal_hold,
+            schedule_id=job.schedule_id,
             created_at=_iso_utc(job.created_at),
             started_at=_timestamp(job.started_at),
             completed_at=_timestamp(job.completed_at),
@@ -383,6 +385,7 @@ class JobStore:
             execution_arn=item.execution_arn,
             error=JobError.model_validate(item.error) if item.error else None,
             legal_hold=bool(item.legal_hold),
+            schedule_id=item.schedule_id,
             created_at=datetime.fromisoformat(item.created_at),
             started_at=_parse_timestamp(item.started_at),
             completed_at=_parse_timestamp(item.completed_at),

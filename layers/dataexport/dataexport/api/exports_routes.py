@@ -73,6 +73,8 @@ def tenant_user() -> Caller:
             "Operators manage backups and the audit trail; exports belong to a tenant's users.",
             {"role": caller.role.value},
         )
+    # A schedule runs with its owner's latest claims: a token without a permission stops them.
+    components.principal_store(cached_config(ApiConfig)).remember(caller)
     return caller
 
 
@@ -121,7 +123,7 @@ def cached_audit_trail() -> AuditTrail:
     return components.audit_trail(cached_config(ApiConfig))
 
 
-def _json(status: int, body: Any) -> Response[str]:
+def json_response(status: int, body: Any) -> Response[str]:
     return Response(
         status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body)
     )
@@ -142,7 +144,7 @@ def create_export(
     else:
         created = idempotent_create(caller, request, idempotency_key, services, request_origin())
     job = created.job
-    response = _json(202 if created.created else 200, job_view(job))
+    response = json_response(202 if created.created else 200, job_view(job))
     response.headers.update(created.rate.headers())
     response.headers["Location"] = f"/v1/exports/{job.id}"
     return response
@@ -154,7 +156,7 @@ def list_exports(
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response[str]:
     page = exports.list_exports(tenant_user(), limit, cursor, export_services())
-    return _json(
+    return json_response(
         200, {"items": [job_view(job) for job in page.jobs], "next_cursor": page.next_cursor}
     )
 
@@ -202,7 +204,7 @@ def preview_export(
     }
     request = validated_request(body)
     preview = exports.preview_export(tenant_user(), request, limit, export_services())
-    return _json(
+    return json_response(
         200,
         {
             "dataset": request.dataset,
@@ -248,7 +250,7 @@ def export_stats(
     ] = None,
 ) -> Response[str]:
     stats = exports.export_stats(tenant_user(), start, end, export_services())
-    return _json(
+    return json_response(
         200,
         {
             "from": stats.start.isoformat(),
@@ -266,7 +268,9 @@ def export_stats(
 
 @router.get("/v1/exports/<export_id>")
 def get_export(export_id: JobId) -> Response[str]:
-    return _json(200, job_view(exports.get_export(tenant_user(), export_id, export_services())))
+    return json_response(
+        200, job_view(exports.get_export(tenant_user(), export_id, export_services()))
+    )
 
 
 @router.get("/v1/exports/<export_id>/download")
@@ -287,7 +291,7 @@ def download_export(
 @router.post("/v1/exports/<export_id>/cancel")
 def cancel_export(export_id: JobId) -> Response[str]:
     job = exports.cancel_export(tenant_user(), export_id, export_services(), request_origin())
-    return _json(200, job_view(job))
+    return json_response(200, job_view(job))
 
 
 @router.put("/v1/exports/<export_id>/legal-hold")
@@ -295,10 +299,10 @@ def set_legal_hold(export_id: JobId, hold: LegalHoldInput) -> Response[str]:
     job = exports.set_legal_hold(
         tenant_user(), export_id, hold, export_services(), request_origin()
     )
-    return _json(200, job_view(job))
+    return json_response(200, job_view(job))
 
 
 @router.delete("/v1/exports/<export_id>")
 def delete_export(export_id: JobId) -> Response[str]:
     job = exports.delete_export(tenant_user(), export_id, export_services(), request_origin())
-    return _json(200, job_view(job))
+    return json_response(200, job_view(job))

@@ -10,7 +10,8 @@ from dataexport.export_job import ExportJob, ExportStatus
 from dataexport.time_presets import TimePreset, preset_bounds
 
 
-def _timestamp(value: datetime | None) -> str | None:
+def api_timestamp(value: datetime | None) -> str | None:
+    """How the API writes an instant: ISO 8601 in UTC with a Z."""
     return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -21,7 +22,7 @@ def job_window(job: ExportJob) -> dict[str, str | None]:
     if preset is not None and preset != TimePreset.CUSTOM:
         zone = ZoneInfo(str(job.options.get("timezone", "UTC")))
         start, end = preset_bounds(TimePreset(preset), zone, job.created_at)
-        return {"start": _timestamp(start), "end": _timestamp(end)}
+        return {"start": api_timestamp(start), "end": api_timestamp(end)}
     return {"start": time_range.get("start"), "end": time_range.get("end")}
 
 
@@ -66,10 +67,11 @@ def job_view(job: ExportJob) -> dict[str, Any]:
         "privacy": job.privacy,
         "error": job.error.model_dump() if job.error else None,
         "legal_hold": job.legal_hold,
-        "created_at": _timestamp(job.created_at),
-        "started_at": _timestamp(job.started_at),
-        "completed_at": _timestamp(job.completed_at),
-        "expires_at": _timestamp(job.expires_at),
+        "schedule_id": job.schedule_id,
+        "created_at": api_timestamp(job.created_at),
+        "started_at": api_timestamp(job.started_at),
+        "completed_at": api_timestamp(job.completed_at),
+        "expires_at": api_timestamp(job.expires_at),
         "download_url": job_links(job).get("download"),
         "links": job_links(job),
     }

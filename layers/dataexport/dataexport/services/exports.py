@@ -62,23 +62,29 @@ LIVE_JOB_WAIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
-class ExportServices:
-    """What the API's use cases need; built once per process by the API function."""
+class CreationServices:
+    """What creating an export needs: the API's requests and schedules' runs both create."""
 
     jobs: JobStore
-    objects: ObjectStore
     audit: AuditTrail
     control: ControlStore
     queue: ExportQueue
-    workflow: ExportWorkflow
     catalog: Catalog
-    download_url_ttl_seconds: int
     exports_per_hour: int
     tenant_exports_per_hour: dict[str, int]
-    rows_for: RowSourceFor
 
     def rate_limit_for(self, org_id: str) -> int:
         return limit_for(org_id, self.exports_per_hour, self.tenant_exports_per_hour)
+
+
+@dataclass(frozen=True)
+class ExportServices(CreationServices):
+    """What the API's use cases need; built once per process by the API function."""
+
+    objects: ObjectStore
+    workflow: ExportWorkflow
+    download_url_ttl_seconds: int
+    rows_for: RowSourceFor
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,7 @@ class CreatedExport:
     rate: RateDecision
 
 
-def _require_export_permission(caller: Caller) -> None:
+def require_export_permission(caller: Caller) -> None:
     if not caller.can(DATA_EXPORT_PERMISSION):
         raise PermissionDenied(
             f"The {DATA_EXPORT_PERMISSION} permission is required.",
@@ -151,7 +157,7 @@ def request_hash(request: ExportRequest, resolved: ResolvedExport) -> str:
     return hashlib.sha256(json.dumps(normalized, sort_keys=True).encode()).hexdigest()
 
 
-def _live_job(job_id: str | None, services: ExportServices) -> ExportJob | None:
+def _live_job(job_id: str | None, services: CreationServices) -> ExportJob | None:
     if job_id is None:
         return None
     # The job is written right after its live-request claim: allow a concurrent creator that
@@ -172,7 +178,7 @@ def record(
     event_type: AuditEventType,
     caller: Caller,
     origin: RequestOrigin,
-    services: ExportServices,
+    services: CreationServices,
     job: ExportJob,
     **detail: str,
 ) -> None:
@@ -190,31 +196,50 @@ def record(
     )
 
 
+@dataclass(frozen=True)
+class ScheduledCreation:
+    """A job a schedule creates. Each run is a job of its own, never folded into a live one;
+    a run on the schedule's clock is bounded by the schedule's cadence rather than the owner's
+    hourly limit, while a run asked for by hand counts against it like any export."""
+
+    schedule_id: str
+    rate_limited: bool
+
+
 def create_export(
-    caller: Caller, request: ExportRequest, services: ExportServices, origin: RequestOrigin
+    caller: Caller,
+    request: ExportRequest,
+    services: CreationServices,
+    origin: RequestOrigin,
+    scheduled: ScheduledCreation | None = None,
 ) -> CreatedExport:
     """Validate, fold into an identical live job, apply the rate limit, queue and start."""
-    _require_export_permission(caller)
+    require_export_permission(caller)
     now = utc_now()
     resolved = resolve_export(request, services.catalog, caller, now)
     digest = request_hash(request, resolved)
     limit = services.rate_limit_for(caller.org_id)
-    previous = services.control.live_job_for(caller.org_id, caller.user_id, digest)
-    live = _live_job(previous, services)
-    if live is not None:
-        rate = services.control.rate_state(caller.org_id, caller.user_id, limit, utc_now())
-        return CreatedExport(live, created=False, rate=rate)
+    previous = None
+    if scheduled is None:
+        previous = services.control.live_job_for(caller.org_id, caller.user_id, digest)
+        live = _live_job(previous, services)
+        if live is not None:
+            rate = services.control.rate_state(caller.org_id, caller.user_id, limit, utc_now())
+            return CreatedExport(live, created=False, rate=rate)
 
-    rate = services.control.admit(caller.org_id, caller.user_id, limit, utc_now())
-    if not rate.allowed:
-        raise RateLimitExceeded(
-            f"At most {limit} exports may be created per hour; "
-            f"try again in {rate.retry_after_seconds} seconds.",
-            rate.retry_after_seconds,
-            rate.headers(),
-        )
+    if scheduled is not None and not scheduled.rate_limited:
+        rate = services.control.rate_state(caller.org_id, caller.user_id, limit, utc_now())
+    else:
+        rate = services.control.admit(caller.org_id, caller.user_id, limit, utc_now())
+        if not rate.allowed:
+            raise RateLimitExceeded(
+                f"At most {limit} exports may be created per hour; "
+                f"try again in {rate.retry_after_seconds} seconds.",
+                rate.retry_after_seconds,
+                rate.headers(),
+            )
     job_id = new_job_id()
-    if not services.control.claim_live_request(
+    if scheduled is None and not services.control.claim_live_request(
         caller.org_id,
         caller.user_id,
         digest,
@@ -247,16 +272,18 @@ def create_export(
         owner_scoped=_owner_scoped(caller, resolved),
         request_hash=digest,
         file_name=file_name_for(job_id, resolved),
+        schedule_id=scheduled.schedule_id if scheduled is not None else None,
         created_at=now,
     )
     services.jobs.create(job)
-    record(AuditEventType.DATA_EXPORT, caller, origin, services, job)
+    schedule_detail = {"schedule_id": scheduled.schedule_id} if scheduled is not None else {}
+    record(AuditEventType.DATA_EXPORT, caller, origin, services, job, **schedule_detail)
     _start_queued(job, services)
     logger.info("Export created", extra={"job_id": job.id, "dataset": job.dataset})
     return CreatedExport(services.jobs.get(job.id), created=True, rate=rate)
 
 
-def _start_queued(job: ExportJob, services: ExportServices) -> None:
+def _start_queued(job: ExportJob, services: CreationServices) -> None:
     """Start the tenant's queue (this job included, if a slot is free and it is next)."""
     try:
         services.queue.drain(job.org_id)
@@ -313,7 +340,7 @@ def preview_export(
 ) -> ExportPreview:
     """The first `limit` rows of a request, formatted exactly as its file would hold them
     (uncompressed), and how many rows and bytes the whole export would have; no job."""
-    _require_export_permission(caller)
+    require_export_permission(caller)
     resolved = resolve_export(request, services.catalog, caller, utc_now())
     scope = RowScope(
         org_id=caller.org_id,
@@ -398,7 +425,7 @@ def download_url(
 ) -> tuple[ExportJob, str]:
     """A short-lived presigned URL for a completed export: its file, or for one split into
     files its manifest.json or file `file_number` (from 1)."""
-    _require_export_permission(caller)
+    require_export_permission(caller)
     job = get_export(caller, job_id, services)
     if job.status is ExportStatus.EXPIRED or (
         job.status is ExportStatus.COMPLETED and job.is_due_for_expiry(utc_now())
@@ -445,7 +472,7 @@ def cancel_export(
 
     Cancelling a cancelled job answers with it again; a job that already ended is a conflict.
     """
-    _require_export_permission(caller)
+    require_export_permission(caller)
     job = get_export(caller, job_id, services)
     if not job.is_live and job.status is not ExportStatus.CANCELLED:
         raise _not_cancellable(job)

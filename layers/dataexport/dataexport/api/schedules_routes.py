@@ -1,0 +1,147 @@
+"""Routes of /v1/schedules: each calls one use case and shapes its answer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path
+
+from dataexport import components
+from dataexport.api.exports_routes import json_response, request_origin, tenant_user
+from dataexport.api.job_view import api_timestamp, job_view
+from dataexport.config import ApiConfig, cached_config
+from dataexport.export_job import ExportStatus
+from dataexport.export_schedule import SCHEDULE_ID_PATTERN, ExportSchedule, ScheduleInput
+from dataexport.services import schedules
+from dataexport.services.schedules import RunView, ScheduleDetail, ScheduleServices
+
+router = Router()  # type: ignore[no-untyped-call]
+
+ScheduleId = Annotated[str, Path(pattern=SCHEDULE_ID_PATTERN, description="Schedule id")]
+
+
+@cache
+def schedule_services() -> ScheduleServices:
+    return components.schedule_services(cached_config(ApiConfig))
+
+
+def schedule_view(schedule: ExportSchedule) -> dict[str, Any]:
+    upcoming = schedule.upcoming_runs(datetime.now(UTC), 1)
+    return {
+        "id": schedule.id,
+        "name": schedule.name,
+        "description": schedule.description,
+        "owner_id": schedule.owner_id,
+        "schedule_expression": schedule.schedule_expression,
+        "timezone": schedule.timezone,
+        "export": schedule.export,
+        "state": schedule.state.value,
+        "suspension": schedule.suspension.model_dump() if schedule.suspension else None,
+        "next_run_at": api_timestamp(upcoming[0]) if upcoming else None,
+        "created_at": api_timestamp(schedule.created_at),
+        "updated_at": api_timestamp(schedule.updated_at),
+        "links": {
+            "self": f"/v1/schedules/{schedule.id}",
+            "run": f"/v1/schedules/{schedule.id}/run",
+        },
+    }
+
+
+def run_view(view: RunView) -> dict[str, Any]:
+    run, job = view.run, view.job
+    return {
+        "scheduled_for": api_timestamp(run.scheduled_for),
+        "trigger": run.trigger.value,
+        "outcome": run.outcome,
+        "error": run.error.model_dump() if run.error else None,
+        "job_id": run.job_id,
+        "job_status": job.status.value if job is not None else None,
+        "window": job_view(job)["window"] if job is not None else None,
+        "job": f"/v1/exports/{run.job_id}" if run.job_id else None,
+        "download": (
+            f"/v1/exports/{run.job_id}/download"
+            if job is not None and job.status is ExportStatus.COMPLETED
+            else None
+        ),
+    }
+
+
+def detail_view(detail: ScheduleDetail) -> dict[str, Any]:
+    success, failure = detail.last_success, detail.last_failure
+    return {
+        **schedule_view(detail.schedule),
+        "next_runs": [api_timestamp(moment) for moment in detail.next_runs],
+        "last_success": run_view(success) if success is not None else None,
+        "last_failure": run_view(failure) if failure is not None else None,
+        "runs": [run_view(view) for view in detail.runs],
+    }
+
+
+@router.post("/v1/schedules")
+def create_schedule(body: ScheduleInput) -> Response[str]:
+    schedule = schedules.create_schedule(tenant_user(), body, schedule_services(), request_origin())
+    response = json_response(201, schedule_view(schedule))
+    response.headers["Location"] = f"/v1/schedules/{schedule.id}"
+    return response
+
+
+@router.get("/v1/schedules")
+def list_schedules() -> Response[str]:
+    found = schedules.list_schedules(tenant_user(), schedule_services())
+    return json_response(200, {"items": [schedule_view(schedule) for schedule in found]})
+
+
+@router.get("/v1/schedules/<schedule_id>")
+def get_schedule(schedule_id: ScheduleId) -> Response[str]:
+    detail = schedules.schedule_detail(tenant_user(), schedule_id, schedule_services())
+    return json_response(200, detail_view(detail))
+
+
+@router.put("/v1/schedules/<schedule_id>")
+def update_schedule(schedule_id: ScheduleId, body: ScheduleInput) -> Response[str]:
+    schedule = schedules.update_schedule(
+        tenant_user(), schedule_id, body, schedule_services(), request_origin()
+    )
+    return json_response(200, schedule_view(schedule))
+
+
+@router.delete("/v1/schedules/<schedule_id>")
+def delete_schedule(schedule_id: ScheduleId) -> Response[str]:
+    schedule = schedules.delete_schedule(
+        tenant_user(), schedule_id, schedule_services(), request_origin()
+    )
+    return json_response(200, {**schedule_view(schedule), "state": "deleted", "next_run_at": None})
+
+
+@router.post("/v1/schedules/<schedule_id>/pause")
+def pause_schedule(schedule_id: ScheduleId) -> Response[str]:
+    schedule = schedules.set_paused(
+        tenant_user(), schedule_id, True, schedule_services(), request_origin()
+    )
+    return json_response(200, schedule_view(schedule))
+
+
+@router.post("/v1/schedules/<schedule_id>/resume")
+def resume_schedule(schedule_id: ScheduleId) -> Response[str]:
+    schedule = schedules.set_paused(
+        tenant_user(), schedule_id, False, schedule_services(), request_origin()
+    )
+    return json_response(200, schedule_view(schedule))
+
+
+@router.post("/v1/schedules/<schedule_id>/run")
+def run_schedule(schedule_id: ScheduleId) -> Response[str]:
+    result = schedules.run_now(tenant_user(), schedule_id, schedule_services(), request_origin())
+    if result.refusal is not None:
+        raise result.refusal
+    body = run_view(RunView(result.run, result.job))
+    if result.job is not None:
+        body["export"] = job_view(result.job)
+    response = json_response(202, body)
+    if result.job is not None:
+        response.headers["Location"] = f"/v1/exports/{result.job.id}"
+    return response
