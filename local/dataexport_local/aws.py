@@ -6,8 +6,8 @@ execution and Docker-less Lambda, and creates what template.yaml declares: Dynam
 buckets and their policies, Secrets Manager secrets, Lambda functions (dispatched in-process to the
 real handlers) and state machines (DefinitionUri with DefinitionSubstitutions). Finally it sets the
 union of the functions' resolved environments in os.environ, so the handlers run with their real
-configuration. EventBridge rules and schedules are not fired by moto; a scheduler reading the
-template's Schedule events would be another component beside this one.
+configuration. EventBridge rules (the functions' Schedule events), Scheduler schedule groups and
+schedules are stored in moto, which does not fire them: the local scheduler does.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from dataexport_local.template import (
     DEFAULT_STACK_NAME,
     DEFAULT_TEMPLATE_PATH,
     REGION,
+    RULE_EVENT_TYPE,
+    SCHEDULER_EVENT_TYPE,
     BucketSpec,
     PhysicalResource,
     SamTemplate,
@@ -73,6 +75,17 @@ _EXECUTION_ROLE_TRUST: Final = {
         }
     ],
 }
+
+
+def moto_client(endpoint_url: str, service: str) -> Any:
+    """A boto3 client for `service` on the moto server at `endpoint_url`."""
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=TEST_ACCESS_KEY_ID,
+        aws_secret_access_key=TEST_SECRET_ACCESS_KEY,
+    )
 
 
 class LocalAwsError(RuntimeError):
@@ -363,13 +376,7 @@ class LocalAws:
 
     def client(self, service: str) -> Any:
         """A boto3 client for `service` on the moto server."""
-        return boto3.client(
-            service,  # type: ignore[call-overload]
-            endpoint_url=self.endpoint_url,
-            region_name=REGION,
-            aws_access_key_id=TEST_ACCESS_KEY_ID,
-            aws_secret_access_key=TEST_SECRET_ACCESS_KEY,
-        )
+        return moto_client(self.endpoint_url, service)
 
     def stop_running_executions(self) -> int:
         """Stop every running execution (a Wait of days would otherwise outlive the runtime)."""
@@ -488,7 +495,49 @@ class LocalAws:
                 roleArn=role_arn,
                 type=machine.type,
             )
+        scheduler = self.client("scheduler")
+        for group in template.schedule_groups:
+            scheduler.create_schedule_group(Name=group)
+        self._create_clock_events(template, role_arn)
         return template
+
+    def _create_clock_events(self, template: SamTemplate, role_arn: str) -> None:
+        """The functions' Schedule events as EventBridge rules, their ScheduleV2 events as
+        Scheduler schedules: stored in moto, fired by the local scheduler."""
+        events = self.client("events")
+        scheduler = self.client("scheduler")
+        for function in template.functions:
+            for event in function.events:
+                props = event.properties
+                enabled = bool(props.get("Enabled", True)) and props.get("State") != "DISABLED"
+                name = str(props.get("Name") or f"{function.name}-{event.name}")
+                if event.type == RULE_EVENT_TYPE:
+                    events.put_rule(
+                        Name=name,
+                        ScheduleExpression=str(props["Schedule"]),
+                        State="ENABLED" if enabled else "DISABLED",
+                        Description=str(props.get("Description", event.name)),
+                    )
+                    target: dict[str, Any] = {"Id": event.name, "Arn": function.arn}
+                    if "Input" in props:
+                        target["Input"] = str(props["Input"])
+                    events.put_targets(Rule=name, Targets=[target])
+                elif event.type == SCHEDULER_EVENT_TYPE:
+                    scheduler.create_schedule(
+                        Name=name,
+                        GroupName=str(props.get("GroupName", "default")),
+                        ScheduleExpression=str(props["ScheduleExpression"]),
+                        ScheduleExpressionTimezone=str(
+                            props.get("ScheduleExpressionTimezone", "UTC")
+                        ),
+                        FlexibleTimeWindow={"Mode": "OFF"},
+                        State="ENABLED" if enabled else "DISABLED",
+                        Target={
+                            "Arn": function.arn,
+                            "RoleArn": role_arn,
+                            "Input": str(props.get("Input", "{}")),
+                        },
+                    )
 
     def _secret_value(self, logical_id: str, properties: Mapping[str, Any]) -> str:
         if logical_id in self._secret_values:

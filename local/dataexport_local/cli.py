@@ -35,6 +35,8 @@ from types import FrameType
 from typing import Any, Final
 from urllib.parse import urlencode
 
+from dataexport_local.aws import moto_client
+from dataexport_local.lambda_dispatch import Invocation
 from dataexport_local.postgres import (
     DEFAULT_DATA_DIR,
     LocalDatabase,
@@ -43,6 +45,7 @@ from dataexport_local.postgres import (
     seed_demo_data,
 )
 from dataexport_local.runtime import LocalRuntime
+from dataexport_local.scheduler import LocalScheduler
 from dataexport_local.tokens import DEFAULT_TTL_SECONDS, mint_token
 
 DEFAULT_SERVE_PORT: Final = 3000
@@ -148,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the running local API (default http://127.0.0.1:{DEFAULT_SERVE_PORT})",
     )
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    fire = commands.add_parser(
+        "fire", help="run an EventBridge rule or Scheduler schedule of a running local API now"
+    )
+    fire.add_argument("name", help="the rule's name, or the schedule's (a schedule id: sch_...)")
+    fire.add_argument(
+        "--aws-url",
+        required=True,
+        help="the running runtime's moto endpoint (`serve` prints it as AWS (moto))",
+    )
     return parser
 
 
@@ -155,7 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dataexport-local` console script; returns the exit status."""
     arguments = build_parser().parse_args(argv)
     _configure_logging(logging.INFO if arguments.command == "serve" else logging.WARNING)
-    commands = {"serve": serve, "seed": seed, "token": token, "demo": demo, "audit": audit}
+    commands = {
+        "serve": serve,
+        "seed": seed,
+        "token": token,
+        "demo": demo,
+        "audit": audit,
+        "fire": fire,
+    }
     try:
         return commands[arguments.command](arguments)
     except DemoFailed as exc:
@@ -226,6 +246,9 @@ def serve(arguments: argparse.Namespace) -> int:
                         f"  curl -s {runtime.api_url}/v1/datasets"
                         ' -H "Authorization: Bearer $TOKEN"',
                         "",
+                        "rules and schedules fire on their own; to fire one now:",
+                        f"  dataexport-local fire <name> --aws-url {runtime.aws_endpoint}",
+                        "",
                         "Ctrl-C to stop.",
                     ]
                 ),
@@ -288,6 +311,30 @@ def token(arguments: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+# ---------------------------------------------------------------------------- fire
+
+
+def fire(arguments: argparse.Namespace) -> int:
+    """Fire a rule or schedule of a running runtime now: its target is invoked through moto's
+    Lambda API, which the serving process routes to the real handler."""
+    endpoint = arguments.aws_url.rstrip("/")
+    lambda_client = moto_client(endpoint, "lambda")
+
+    def invoke(function_arn: str, event: Any) -> Invocation:
+        answer = lambda_client.invoke(FunctionName=function_arn, Payload=json.dumps(event))
+        return Invocation(answer["Payload"].read(), answer.get("FunctionError"))
+
+    scheduler = LocalScheduler(lambda service: moto_client(endpoint, service), invoke)
+    try:
+        firing = scheduler.fire(arguments.name)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 1
+    result = firing.invocation.json() if firing.invocation is not None else None
+    print(json.dumps({"fired": firing.name, "kind": firing.kind, "result": result}, indent=2))
+    return 1 if firing.error else 0
 
 
 # ---------------------------------------------------------------------------- audit

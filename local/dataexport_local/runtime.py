@@ -26,6 +26,7 @@ from dataexport_local.api_gateway import LocalApiGateway
 from dataexport_local.aws import LocalAws
 from dataexport_local.lambda_dispatch import Invocation
 from dataexport_local.postgres import LocalDatabase, database_from_environment, seed_demo_data
+from dataexport_local.scheduler import Firing, LocalScheduler
 from dataexport_local.template import (
     ACCOUNT_ID,
     DEFAULT_STACK_NAME,
@@ -64,6 +65,8 @@ class LocalRuntime:
     seed_rows: when given, create the demo schema and replace the usage logs with that many rows.
     environment: extra variables for the handlers (e.g. DATASETS_DIR); names the template already
         sets are refused (use parameters).
+    scheduler: fire EventBridge rules and Scheduler schedules when they are due (False: only
+        when `fire` is called).
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class LocalRuntime:
         template_path: Path = DEFAULT_TEMPLATE_PATH,
         stack_name: str = DEFAULT_STACK_NAME,
         signing_key: str | None = None,
+        scheduler: bool = True,
     ) -> None:
         self._parameters = dict(parameters or {})
         self._port = port
@@ -90,6 +94,8 @@ class LocalRuntime:
         self._database: LocalDatabase | None = None
         self._aws: LocalAws | None = None
         self._gateway: LocalApiGateway | None = None
+        self._run_scheduler = scheduler
+        self._scheduler: LocalScheduler | None = None
         self.seeded_rows: int | None = None
         self.startup_seconds: float | None = None
 
@@ -139,6 +145,9 @@ class LocalRuntime:
             self._gateway = self._stack.enter_context(
                 LocalApiGateway(self._aws.template, self._aws.dispatcher, port=self._port)
             )
+            self._scheduler = LocalScheduler(self._aws.client, self._aws.dispatcher.invoke)
+            if self._run_scheduler:
+                self._stack.enter_context(self._scheduler)
         except BaseException:
             self.close()
             raise
@@ -148,6 +157,7 @@ class LocalRuntime:
     def close(self) -> None:
         """Stop the API, moto and (if it started it) the database; restore the environment."""
         self._gateway = None
+        self._scheduler = None
         self._aws = None
         self._database = None
         self._stack.close()
@@ -227,6 +237,17 @@ class LocalRuntime:
     def invoke(self, function: str, event: Any) -> Invocation:
         """Invoke a function (logical id, name or ARN) in-process, as Lambda would."""
         return self._started_aws.dispatcher.invoke(function, event)
+
+    @property
+    def scheduler(self) -> LocalScheduler:
+        """What fires the template's rules and the schedules the API created."""
+        if self._scheduler is None:
+            raise RuntimeError("The LocalRuntime is not started")
+        return self._scheduler
+
+    def fire(self, name: str) -> Firing:
+        """Run the EventBridge rule or Scheduler schedule `name` now (waits for its target)."""
+        return self.scheduler.fire(name)
 
     def is_running(self, function: str) -> bool:
         """Whether an invocation of `function` (logical id, name or ARN) is in progress."""

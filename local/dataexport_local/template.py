@@ -37,6 +37,12 @@ BUCKET_POLICY_TYPE: Final = "AWS::S3::BucketPolicy"
 SECRETS_MANAGER_TYPE: Final = "AWS::SecretsManager::Secret"
 API_TYPE: Final = "AWS::Serverless::Api"
 LAYER_TYPE: Final = "AWS::Serverless::LayerVersion"
+SCHEDULE_GROUP_TYPE: Final = "AWS::Scheduler::ScheduleGroup"
+ROLE_TYPE: Final = "AWS::IAM::Role"
+# A function's event that EventBridge runs on a clock: a rule (Schedule) or a Scheduler
+# schedule (ScheduleV2).
+RULE_EVENT_TYPE: Final = "Schedule"
+SCHEDULER_EVENT_TYPE: Final = "ScheduleV2"
 
 # Lambda's defaults when neither the function nor Globals say otherwise.
 DEFAULT_TIMEOUT_SECONDS: Final = 3
@@ -195,6 +201,13 @@ def _planned_resource(
     if kind == LAYER_TYPE:
         name = declared("LayerName") or default_name
         return PhysicalResource(_arn("lambda", f"layer:{name}:1"), {}, name)
+    if kind == SCHEDULE_GROUP_TYPE:
+        name = declared("Name") or default_name
+        return PhysicalResource(name, {"Arn": _arn("scheduler", f"schedule-group/{name}")}, name)
+    if kind == ROLE_TYPE:
+        name = declared("RoleName") or default_name
+        arn = f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/{name}"
+        return PhysicalResource(name, {"Arn": arn, "RoleId": name}, name)
     return PhysicalResource(default_name, {}, default_name)
 
 
@@ -614,6 +627,7 @@ class SamTemplate:
     state_machines: tuple[StateMachineSpec, ...]
     apis: tuple[ApiSpec, ...]
     outputs: Mapping[str, Any]
+    schedule_groups: tuple[str, ...] = ()
 
     def function(self, name_or_arn: str) -> FunctionSpec:
         """The function with this logical id, name or ARN (an ARN may carry a qualifier)."""
@@ -767,6 +781,9 @@ class _TemplateBuilder:
             state_machines=tuple(self.state_machines()),
             apis=tuple(self.apis()),
             outputs=self.resolver.resolve(self.document.get("Outputs") or {}),
+            schedule_groups=tuple(
+                self.physical[lid].name for lid, _ in self.resources(SCHEDULE_GROUP_TYPE)
+            ),
         )
 
     def resolved(self, *kinds: str) -> Iterator[tuple[str, dict[str, Any]]]:
