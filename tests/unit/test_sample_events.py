@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from dataexport.export_schedule import RunScheduleEvent
 from dataexport.identity import Caller
 from dataexport.step_events import (
     ExpireStepInput,
@@ -26,6 +27,7 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
         ("export_upload.json", UploadStepInput),
         ("export_expire.json", ExpireStepInput),
         ("export_fail.json", FailStepInput),
+        ("run_schedule.json", RunScheduleEvent),
     ],
 )
 def test_step_events_match_their_step_inputs(file_name: str, model: type[BaseModel]) -> None:
