@@ -5,6 +5,7 @@ Each Lambda process builds its clients and reads the catalog once, on first use.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 
 from dataexport.adapters.audit_events_reader import AuditEventsReader
@@ -15,6 +16,7 @@ from dataexport.adapters.hashing_secret import read_hashing_key
 from dataexport.adapters.job_store import JobStore
 from dataexport.adapters.object_store import ObjectStore
 from dataexport.adapters.postgres import PostgresReader, read_database_secret
+from dataexport.adapters.retention_store import RetentionPolicyStore
 from dataexport.adapters.workflow import ExportWorkflow
 from dataexport.catalog.loader import Catalog, load_catalog
 from dataexport.config import (
@@ -25,11 +27,13 @@ from dataexport.config import (
     HashingKeyConfig,
     JobTableConfig,
     QueueConfig,
+    RetentionPolicyConfig,
     StepSourceConfig,
 )
 from dataexport.privacy import HashingKey
 from dataexport.row_sources import RowSourceFor, no_hashing_key, row_source_chooser
 from dataexport.services.export_queue import ExportQueue
+from dataexport.services.retention import RetentionPolicies
 
 
 @cache
@@ -70,6 +74,14 @@ def control_store(config: QueueConfig) -> ControlStore:
 @cache
 def checkpoint_store(config: FormatStepConfig | QueueConfig) -> CheckpointStore:
     return CheckpointStore(config.control_table_name, config.aws_region)
+
+
+@cache
+def retention_policies(config: RetentionPolicyConfig) -> RetentionPolicies:
+    return RetentionPolicies(
+        store=RetentionPolicyStore(config.control_table_name, config.aws_region),
+        default=timedelta(seconds=config.export_retention_seconds),
+    )
 
 
 @cache

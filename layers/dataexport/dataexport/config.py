@@ -147,7 +147,19 @@ class HashingKeyConfig(_EnvironmentModel):
     hashing_secret_arn: str = Field(validation_alias="HASHING_SECRET_ARN", min_length=1)
 
 
-class ApiConfig(BucketConfig, QueueConfig, StepSourceConfig, HashingKeyConfig):
+class RetentionPolicyConfig(_EnvironmentModel):
+    """What a function that reads tenants' retention policies needs: where they are kept, and
+    the deployment's default for datasets without one."""
+
+    control_table_name: str = Field(validation_alias="CONTROL_TABLE_NAME", min_length=1)
+    export_retention_seconds: int = Field(
+        default=7 * 24 * 3600, ge=1, validation_alias="EXPORT_RETENTION_SECONDS"
+    )
+
+
+class ApiConfig(
+    BucketConfig, QueueConfig, StepSourceConfig, HashingKeyConfig, RetentionPolicyConfig
+):
     """The API: jobs, files, the audit trail, and the database for previews (its statement
     timeout is the API's own, far shorter than an export's)."""
 
@@ -193,14 +205,16 @@ class FormatStepConfig(StepSourceConfig, BucketConfig, HashingKeyConfig):
     )
 
 
-class UploadStepConfig(BucketConfig, QueueConfig):
-    export_retention_seconds: int = Field(
-        default=7 * 24 * 3600, ge=1, validation_alias="EXPORT_RETENTION_SECONDS"
-    )
-
-
-class ExpireStepConfig(BucketConfig):
+class UploadStepConfig(BucketConfig, QueueConfig, RetentionPolicyConfig):
     pass
+
+
+class ExpireStepConfig(BucketConfig, AuditTableConfig, RetentionPolicyConfig):
+    """The Expire step purges through the same expiry logic, and audits, as the Retention run."""
+
+
+class RetentionRunConfig(ExpireStepConfig):
+    """The daily Retention run: the Expire step's needs, over every export that is due."""
 
 
 class FailStepConfig(BucketConfig, QueueConfig, AuditTableConfig):
