@@ -10,7 +10,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -167,7 +167,10 @@ class ExpiryOutcome:
 
 
 def state_machine_timestamp(value: datetime) -> str:
-    """The timestamp form a Wait state's TimestampPath accepts."""
+    """The timestamp form a Wait state's TimestampPath accepts: whole seconds, rounded up, so
+    the Wait never ends before `value` (the Expire step would find the job not yet due)."""
+    if value.microsecond:
+        value = value.replace(microsecond=0) + timedelta(seconds=1)
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
