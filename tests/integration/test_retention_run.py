@@ -296,3 +296,24 @@ def test_a_longer_policy_keeps_an_export_and_a_shorter_one_never_cuts_it(
     # and the usage export still expires when it was going to, not earlier
     assert decide(usage_export) == (ExpiryResult.NOT_DUE, usage_export.expires_at)
     assert stores.jobs.get(usage_export.id).expires_at == usage_export.expires_at
+
+
+def test_of_two_updates_of_one_version_of_the_policies_exactly_one_is_written(
+    stores: Stores, org_id: str
+) -> None:
+    store = stores.retention.store
+    assert store.replace(org_id, {"fees": 3}, 0)
+    version = store.read(org_id).version
+    start = threading.Barrier(2)
+
+    def replace(days: int) -> bool:
+        start.wait()
+        return store.replace(org_id, {"fees": days}, version)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        won = list(pool.map(replace, [10, 20]))
+
+    assert sorted(won) == [False, True]
+    stored = store.read(org_id)
+    assert stored.version == version + 1
+    assert stored.days_by_dataset == {"fees": 10 if won[0] else 20}
