@@ -1,4 +1,4 @@
-"""Export step 4 (Expire): delete the file when the job is due, or wait for a later expiry."""
+"""Export step 4 (Expire): purge the export when it is due, or wait for a later expiry."""
 
 from typing import Any
 
@@ -22,6 +22,12 @@ def lambda_handler(event: ExpireStepInput, context: LambdaContext) -> dict[str, 
     config = cached_config(ExpireStepConfig)
     logger.append_keys(job_id=event.job_id)
     outcome = expire_export(
-        event.job_id, jobs=components.job_store(config), objects=components.object_store(config)
+        event.job_id,
+        jobs=components.job_store(config),
+        objects=components.object_store(config),
+        audit=components.audit_trail(config),
+        retention=components.retention_policies(config),
+        # Each invocation claims for itself: a retry waits for nobody's lease but its own.
+        claimant=f"expire:{context.aws_request_id}",
     )
     return outcome.to_payload()

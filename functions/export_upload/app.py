@@ -1,6 +1,5 @@
 """Export step 3 (Upload): assemble the parts into the final file and complete the job."""
 
-from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
@@ -30,7 +29,7 @@ def lambda_handler(event: UploadStepInput, context: LambdaContext) -> dict[str, 
         checkpoints=components.checkpoint_store(config),
         catalog=components.catalog(config),
         queue=components.export_queue(config),
-        retention=timedelta(seconds=config.export_retention_seconds),
+        retention=components.retention_policies(config),
     )
     if job.expires_at is None:
         raise ValueError(f"Export {job.id} completed without an expiry time")

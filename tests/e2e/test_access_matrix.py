@@ -40,6 +40,7 @@ MATRIX: dict[str, list[int]] = {
     "GET /v1/datasets/audit_events": [401, 401, 404, 404, 404, 200, 403],
     f"GET /v1/audit-events?org={TENANT}": [401, 401, 403, 403, 403, 200, 200],
     f"GET /v1/audit-events/verify?org={TENANT}": [401, 401, 403, 403, 403, 200, 200],
+    "GET /v1/retention-policies": [401, 401, 403, 403, 403, 200, 403],
     "GET /v1/openapi.json": [200, 200, 200, 200, 200, 200, 200],
     "GET /v1/docs": [200, 200, 200, 200, 200, 200, 200],
     "GET /v1/no-such-route": [404, 404, 404, 404, 404, 404, 404],

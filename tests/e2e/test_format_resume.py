@@ -9,11 +9,10 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import timedelta
 from typing import Any
 
 from dataexport import components
-from dataexport.config import FormatStepConfig, QueueConfig, read_config
+from dataexport.config import FormatStepConfig, QueueConfig, UploadStepConfig, read_config
 from dataexport.export_job import (
     ExportJob,
     ExportStatus,
@@ -83,7 +82,7 @@ def uploaded(job: ExportJob, outcome: FormatOutcome) -> ExportJob:
         checkpoints=components.checkpoint_store(config),
         catalog=components.catalog(config),
         queue=components.export_queue(queue_config),
-        retention=timedelta(hours=1),
+        retention=components.retention_policies(read_config(UploadStepConfig)),
     )
 
 

@@ -333,3 +333,25 @@ def test_the_fire_command_runs_a_schedule_of_a_running_runtime(
     # and an unknown name is an error that lists what exists
     assert cli.main(["fire", "no-such-rule", "--aws-url", runtime.aws_endpoint]) == 1
     assert schedule_id in capsys.readouterr().err
+
+
+def test_the_templates_daily_retention_rule_is_an_eventbridge_rule_the_scheduler_fires(
+    runtime: LocalRuntime,
+) -> None:
+    # Given the rule the template declares as the Retention function's Schedule event
+    function = runtime.template.function("RetentionFunction")
+    rule_name = f"{function.name}-Daily"
+    rule = runtime.boto3_client("events").describe_rule(Name=rule_name)
+    assert rule["ScheduleExpression"] == "cron(0 2 * * ? *)"
+    assert rule["State"] == "ENABLED"
+
+    # Then the scheduler knows its next run, 02:00 UTC
+    upcoming = runtime.scheduler.next_run(rule_name)
+    assert upcoming is not None and (upcoming.hour, upcoming.minute) == (2, 0)
+    assert timedelta(0) < upcoming - datetime.now(UTC) <= timedelta(days=1)
+
+    # When it is fired now, the Retention function gets EventBridge's Scheduled Event and runs
+    firing = runtime.fire(rule_name)
+    assert firing.kind == "rule" and firing.error is None
+    assert firing.invocation is not None
+    assert firing.invocation.json()["finished"] is True

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel
 
 from dataexport.export_schedule import RunScheduleEvent
@@ -39,3 +40,10 @@ def test_api_events_carry_an_authorizer_identity(file_name: str) -> None:
     event = json.loads((EVENTS / file_name).read_text())
     caller = Caller.from_authorizer_context(event["requestContext"]["authorizer"])
     assert caller.org_id and caller.user_id
+
+
+def test_the_retention_sample_is_the_scheduled_event_its_rule_sends() -> None:
+    event = EventBridgeModel.model_validate(
+        json.loads((EVENTS / "retention_schedule.json").read_text())
+    )
+    assert (event.source, event.detail_type) == ("aws.events", "Scheduled Event")

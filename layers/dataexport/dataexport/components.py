@@ -18,6 +18,7 @@ from dataexport.adapters.job_store import JobStore
 from dataexport.adapters.object_store import ObjectStore
 from dataexport.adapters.postgres import PostgresReader, read_database_secret
 from dataexport.adapters.principal_store import PrincipalStore
+from dataexport.adapters.retention_store import RetentionPolicyStore
 from dataexport.adapters.schedule_store import ScheduleStore
 from dataexport.adapters.workflow import ExportWorkflow
 from dataexport.catalog.loader import Catalog, load_catalog
@@ -30,6 +31,7 @@ from dataexport.config import (
     HashingKeyConfig,
     JobTableConfig,
     QueueConfig,
+    RetentionPolicyConfig,
     ScheduleConfig,
     StepSourceConfig,
 )
@@ -37,6 +39,7 @@ from dataexport.privacy import HashingKey
 from dataexport.row_sources import RowSourceFor, no_hashing_key, row_source_chooser
 from dataexport.services.export_queue import ExportQueue
 from dataexport.services.exports import CreationServices
+from dataexport.services.retention import RetentionPolicies
 from dataexport.services.schedules import ScheduleServices
 
 
@@ -78,6 +81,14 @@ def control_store(config: QueueConfig) -> ControlStore:
 @cache
 def checkpoint_store(config: FormatStepConfig | QueueConfig) -> CheckpointStore:
     return CheckpointStore(config.control_table_name, config.aws_region)
+
+
+@cache
+def retention_policies(config: RetentionPolicyConfig) -> RetentionPolicies:
+    return RetentionPolicies(
+        store=RetentionPolicyStore(config.control_table_name, config.aws_region),
+        default=timedelta(seconds=config.export_retention_seconds),
+    )
 
 
 @cache

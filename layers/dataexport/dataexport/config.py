@@ -147,6 +147,16 @@ class HashingKeyConfig(_EnvironmentModel):
     hashing_secret_arn: str = Field(validation_alias="HASHING_SECRET_ARN", min_length=1)
 
 
+class RetentionPolicyConfig(_EnvironmentModel):
+    """What a function that reads tenants' retention policies needs: where they are kept, and
+    the deployment's default for datasets without one."""
+
+    control_table_name: str = Field(validation_alias="CONTROL_TABLE_NAME", min_length=1)
+    export_retention_seconds: int = Field(
+        default=7 * 24 * 3600, ge=1, validation_alias="EXPORT_RETENTION_SECONDS"
+    )
+
+
 class CreationConfig(QueueConfig, AuditTableConfig):
     """What creating an export needs (the API, and each run of a schedule)."""
 
@@ -180,7 +190,9 @@ class ScheduleConfig(CreationConfig):
         return hash((type(self), self.exports_table_name, self.schedules_table_name))
 
 
-class ApiConfig(BucketConfig, ScheduleConfig, StepSourceConfig, HashingKeyConfig):
+class ApiConfig(
+    BucketConfig, ScheduleConfig, StepSourceConfig, HashingKeyConfig, RetentionPolicyConfig
+):
     """The API: jobs, files, schedules, the audit trail, and the database for previews (its
     statement timeout is the API's own, far shorter than an export's)."""
 
@@ -221,18 +233,20 @@ class FormatStepConfig(StepSourceConfig, BucketConfig, HashingKeyConfig):
     )
 
 
-class UploadStepConfig(BucketConfig, QueueConfig):
-    export_retention_seconds: int = Field(
-        default=7 * 24 * 3600, ge=1, validation_alias="EXPORT_RETENTION_SECONDS"
-    )
-
-
 class RunScheduleConfig(ScheduleConfig):
     """The RunSchedule function: creates a schedule's job as its owner, starts it."""
 
 
-class ExpireStepConfig(BucketConfig):
+class UploadStepConfig(BucketConfig, QueueConfig, RetentionPolicyConfig):
     pass
+
+
+class ExpireStepConfig(BucketConfig, AuditTableConfig, RetentionPolicyConfig):
+    """The Expire step purges through the same expiry logic, and audits, as the Retention run."""
+
+
+class RetentionRunConfig(ExpireStepConfig):
+    """The daily Retention run: the Expire step's needs, over every export that is due."""
 
 
 class FailStepConfig(BucketConfig, QueueConfig, AuditTableConfig):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
 )
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
@@ -73,6 +74,19 @@ class _QueuedIndex(GlobalSecondaryIndex["ExportJobItem"]):  # type: ignore[no-un
     created_at = UnicodeAttribute(range_key=True)
 
 
+class _ExpiryIndex(GlobalSecondaryIndex["ExportJobItem"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "expiry-index"
+        projection = KeysOnlyProjection()
+
+    expiring = UnicodeAttribute(hash_key=True)
+    expires_at = UnicodeAttribute(range_key=True)
+
+
+# The one value of `expiring`: completed jobs, in order of expiry.
+EXPIRING_COMPLETED = "completed"
+
+
 class ExportJobItem(Model):
     """Storage shape of an ExportJob; never leaves this module."""
 
@@ -85,6 +99,11 @@ class ExportJobItem(Model):
     owner_key = UnicodeAttribute()
     # Set only while queued: the sparse queued-index then lists a tenant's queue in order.
     queued_org_id = UnicodeAttribute(null=True)
+    # Set only while completed: the sparse expiry-index then lists what retention must expire.
+    expiring = UnicodeAttribute(null=True)
+    # The retention run (or Expire step) purging the job, and until when its claim holds.
+    purge_claim = UnicodeAttribute(null=True)
+    purge_claim_until = UnicodeAttribute(null=True)
     request_hash = UnicodeAttribute(null=True)
     dataset = UnicodeAttribute()
     format = UnicodeAttribute()
@@ -123,6 +142,7 @@ class ExportJobItem(Model):
     owner_created_index = _OwnerCreatedIndex()
     org_created_index = _OrgCreatedIndex()
     queued_index = _QueuedIndex()
+    expiry_index = _ExpiryIndex()
 
 
 def _owner_key(org_id: str, owner_id: str) -> str:
@@ -203,6 +223,18 @@ class JobStore:
         results = self._model.queued_index.query(org_id, scan_index_forward=True, limit=limit)
         return [item.id for item in results]
 
+    def due_for_expiry(self, now: datetime, page_size: int) -> Iterator[str]:
+        """Ids of completed jobs whose expiry is at or before `now`, soonest first, read from
+        the sparse expiry-index a page at a time (held ones included: the caller decides)."""
+        results = self._model.expiry_index.query(
+            EXPIRING_COMPLETED,
+            range_key_condition=self._model.expires_at <= _iso_utc(now),
+            scan_index_forward=True,
+            page_size=page_size,
+        )
+        for item in results:
+            yield item.id
+
     def _page(
         self,
         index: GlobalSecondaryIndex[ExportJobItem],
@@ -232,6 +264,10 @@ class JobStore:
         actions: list[Action] = [self._model.status.set(target.value)]
         if target is not ExportStatus.QUEUED:
             actions.append(self._model.queued_org_id.remove())
+        if target is ExportStatus.COMPLETED:
+            actions.append(self._model.expiring.set(EXPIRING_COMPLETED))
+        else:
+            actions.append(self._model.expiring.remove())
         actions += [self._action(name, value) for name, value in changes.items()]
         item = self._model(job_id)
         try:
@@ -261,19 +297,72 @@ class JobStore:
         self, job_id: str, hold: bool, while_in: frozenset[ExportStatus]
     ) -> ExportJob | None:
         """Set or clear the job's legal hold if its status is one of `while_in` (None, writing
-        nothing, if it is not): a job that expired or was deleted meanwhile stays as it is."""
-        item = self._model(job_id)
-        try:
-            item.update(
-                actions=[self._model.legal_hold.set(hold)],
-                condition=self._model.id.exists()
-                & self._model.status.is_in(*sorted(status.value for status in while_in)),
-            )
-        except UpdateError as exc:
-            if _is_condition_failure(exc):
-                return None
-            raise
-        return self._to_job(item)
+        nothing, if it is not): a job that expired or was deleted meanwhile stays as it is.
+        A hold is not placed on a job that retention has begun to purge (its files may be gone)."""
+        condition = self._model.id.exists() & self._model.status.is_in(
+            *sorted(status.value for status in while_in)
+        )
+        if hold:
+            condition &= self._model.purge_claim.does_not_exist()
+        return self._updated_if(job_id, [self._model.legal_hold.set(hold)], condition)
+
+    def extend_expiry(self, job_id: str, expires_at: datetime) -> ExportJob | None:
+        """Move a completed job's expiry (and its record's TTL) later, to `expires_at`; None,
+        writing nothing, if it is no longer completed or already expires that late."""
+        return self._updated_if(
+            job_id,
+            [
+                self._model.expires_at.set(_iso_utc(expires_at)),
+                self._model.ttl.set(expires_at + RECORD_TTL_AFTER_EXPIRY),
+            ],
+            (self._model.status == ExportStatus.COMPLETED.value)
+            & (self._model.expires_at < _iso_utc(expires_at)),
+        )
+
+    def claim_purge(
+        self, job_id: str, claimant: str, now: datetime, lease: timedelta
+    ) -> ExportJob | None:
+        """Claim a due, completed, unheld job for `claimant` to purge, until `now + lease`.
+
+        One conditional write: of concurrent claimants exactly one wins, and a claim whose lease
+        ran out (its run crashed) can be taken over. None, writing nothing, when the job is not
+        due, not completed, held, or claimed by someone else.
+        """
+        at = _iso_utc(now)
+        not_held = self._model.legal_hold.does_not_exist() | (
+            self._model.legal_hold == False  # noqa: E712 - a DynamoDB condition, not a test
+        )
+        free = (
+            self._model.purge_claim.does_not_exist()
+            | (self._model.purge_claim == claimant)
+            | (self._model.purge_claim_until <= at)
+        )
+        return self._updated_if(
+            job_id,
+            [
+                self._model.purge_claim.set(claimant),
+                self._model.purge_claim_until.set(_iso_utc(now + lease)),
+            ],
+            (self._model.status == ExportStatus.COMPLETED.value)
+            & not_held
+            & (self._model.expires_at <= at)
+            & free,
+        )
+
+    def expire_claimed(self, job_id: str, claimant: str) -> ExportJob | None:
+        """Mark a purged job expired if `claimant` still holds its claim (None, writing
+        nothing, if it does not: another run took it over, or it was deleted meanwhile)."""
+        return self._updated_if(
+            job_id,
+            [
+                self._model.status.set(ExportStatus.EXPIRED.value),
+                self._model.expiring.remove(),
+                self._model.purge_claim.remove(),
+                self._model.purge_claim_until.remove(),
+            ],
+            (self._model.status == ExportStatus.COMPLETED.value)
+            & (self._model.purge_claim == claimant),
+        )
 
     def add_rows_exported_while_running(self, job_id: str, rows: int) -> bool:
         """Add `rows` to the job's running row count (partitions report independently), only
@@ -289,6 +378,20 @@ class JobStore:
                 return False
             raise
         return True
+
+    def _updated_if(
+        self, job_id: str, actions: list[Action], condition: Condition
+    ) -> ExportJob | None:
+        """The job after `actions`, applied only if `condition` holds (None, writing nothing,
+        if it does not)."""
+        item = self._model(job_id)
+        try:
+            item.update(actions=actions, condition=condition)
+        except UpdateError as exc:
+            if _is_condition_failure(exc):
+                return None
+            raise
+        return self._to_job(item)
 
     # ----------------------------------------------------------------- mapping
     def _action(self, name: str, value: Any) -> Action:
@@ -314,6 +417,7 @@ class JobStore:
             owner_id=job.owner_id,
             owner_key=_owner_key(job.org_id, job.owner_id),
             queued_org_id=job.org_id if job.status is ExportStatus.QUEUED else None,
+            expiring=EXPIRING_COMPLETED if job.status is ExportStatus.COMPLETED else None,
             request_hash=job.request_hash,
             dataset=job.dataset,
             format=job.format,

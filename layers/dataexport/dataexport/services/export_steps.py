@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +52,7 @@ from dataexport.services.export_files import (
     written_in_pieces,
 )
 from dataexport.services.export_queue import ExportQueue
+from dataexport.services.retention import ExpiryResult, RetentionPolicies, expire_if_due
 
 logger = Logger(child=True)
 
@@ -167,7 +167,10 @@ class ExpiryOutcome:
 
 
 def state_machine_timestamp(value: datetime) -> str:
-    """The timestamp form a Wait state's TimestampPath accepts."""
+    """The timestamp form a Wait state's TimestampPath accepts: whole seconds, rounded up, so
+    the Wait never ends before `value` (the Expire step would find the job not yet due)."""
+    if value.microsecond:
+        value = value.replace(microsecond=0) + timedelta(seconds=1)
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -402,11 +405,12 @@ def complete_export(
     checkpoints: CheckpointStore,
     catalog: Catalog,
     queue: ExportQueue,
-    retention: timedelta,
+    retention: RetentionPolicies,
 ) -> ExportJob:
     """Join every partition's segments in order into the final file (server-side where S3
-    allows), mark the job completed with its exact size, rows and sha256, remove the staging
-    objects, and hand its running slot to the tenant's next queued export."""
+    allows), mark the job completed with its exact size, rows and sha256 and an expiry after
+    its tenant's retention for the dataset, remove the staging objects, and hand its running
+    slot to the tenant's next queued export."""
     job = jobs.get(job_id)
     if job.status is ExportStatus.COMPLETED:
         # A retried Upload after success: only the cleanup may be left to do.
@@ -428,7 +432,7 @@ def complete_export(
     pieces = [piece for segment in segments for piece in segment.pieces]
     rows = sum(piece.rows for piece in pieces)
     completed_at = utc_now()
-    expires_at = completed_at + retention
+    expires_at = completed_at + retention.retention_for(job.org_id, job.dataset)
     files: list[ExportFile] = []
     if resolved.max_file_bytes is not None:
         files = assemble_files(job, resolved, pieces, objects)
@@ -487,23 +491,32 @@ def complete_export(
 
 
 # --------------------------------------------------------------------------- Expire
-def expire_export(job_id: str, *, jobs: JobStore, objects: ObjectStore) -> ExpiryOutcome:
-    """Delete the file of a job that is due; report a later expiry if it moved.
+def expire_export(
+    job_id: str,
+    *,
+    jobs: JobStore,
+    objects: ObjectStore,
+    audit: AuditTrail,
+    retention: RetentionPolicies,
+    claimant: str,
+) -> ExpiryOutcome:
+    """Purge a job that is due (see retention.expire_if_due, which the daily run calls too);
+    wait again for an expiry that a longer policy moved later.
 
-    Re-reads the job, so a legal hold or a longer retention set after completion wins. A held
-    job ends the execution: the daily retention run takes it from there.
+    A held job ends the execution, as does one another run is purging: the daily retention run
+    takes it from there.
     """
-    job = jobs.get(job_id)
-    now = utc_now()
-    if job.status is not ExportStatus.COMPLETED or job.legal_hold or job.expires_at is None:
-        return ExpiryOutcome(job_id, wait_again=False)
-    if job.expires_at > now:
-        return ExpiryOutcome(job_id, wait_again=True, expires_at=job.expires_at)
-    remove_files(job, objects)
-    # Deleted or expired meanwhile by someone else: the outcome is the same.
-    with suppress(IllegalTransition):
-        jobs.transition(job_id, ExportStatus.EXPIRED)
-    logger.info("Export expired", extra={"job_id": job_id})
+    decision = expire_if_due(
+        job_id,
+        jobs=jobs,
+        objects=objects,
+        audit=audit,
+        retention=retention,
+        claimant=claimant,
+        now=utc_now(),
+    )
+    if decision.result is ExpiryResult.NOT_DUE:
+        return ExpiryOutcome(job_id, wait_again=True, expires_at=decision.expires_at)
     return ExpiryOutcome(job_id, wait_again=False)
 
 

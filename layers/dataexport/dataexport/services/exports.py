@@ -541,6 +541,12 @@ def set_legal_hold(
     held = services.jobs.set_legal_hold(job.id, hold.hold, HOLDABLE)
     if held is None:
         current = services.jobs.get(job.id)
+        if current.status is ExportStatus.COMPLETED:
+            # Refused only while retention purges it (see JobStore.set_legal_hold).
+            raise Conflict(
+                f"Export {job_id} reached the end of its retention and is being removed.",
+                {"id": job_id, "status": current.status.value},
+            )
         raise Conflict(
             f"Export {job_id} is {current.status.value}; only a queued, running or completed "
             "export can be held.",
