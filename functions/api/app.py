@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dataexport.api import audit_routes, datasets_routes, exports_routes
+from dataexport.api import audit_routes, datasets_routes, exports_routes, webhook_routes
 from dataexport.api.error_responses import register_error_handlers
 from dataexport.api.idempotency import idempotency_config
 from dataexport.api.request_limits import limit_request_size
@@ -27,6 +27,7 @@ app.use(middlewares=[limit_request_size])
 app.include_router(exports_routes.router)
 app.include_router(datasets_routes.router)
 app.include_router(audit_routes.router)
+app.include_router(webhook_routes.router)
 register_error_handlers(app, on_error=exports_routes.record_refusal)
 app.enable_swagger(
     path="/v1/docs", title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION

@@ -35,6 +35,7 @@ TABLE_TYPE: Final = "AWS::DynamoDB::Table"
 BUCKET_TYPE: Final = "AWS::S3::Bucket"
 BUCKET_POLICY_TYPE: Final = "AWS::S3::BucketPolicy"
 SECRETS_MANAGER_TYPE: Final = "AWS::SecretsManager::Secret"
+SES_EMAIL_IDENTITY_TYPE: Final = "AWS::SES::EmailIdentity"
 API_TYPE: Final = "AWS::Serverless::Api"
 LAYER_TYPE: Final = "AWS::Serverless::LayerVersion"
 
@@ -614,6 +615,8 @@ class SamTemplate:
     state_machines: tuple[StateMachineSpec, ...]
     apis: tuple[ApiSpec, ...]
     outputs: Mapping[str, Any]
+    # SES identities (email addresses or domains) the template declares.
+    email_identities: tuple[str, ...] = ()
 
     def function(self, name_or_arn: str) -> FunctionSpec:
         """The function with this logical id, name or ARN (an ARN may carry a qualifier)."""
@@ -767,6 +770,9 @@ class _TemplateBuilder:
             state_machines=tuple(self.state_machines()),
             apis=tuple(self.apis()),
             outputs=self.resolver.resolve(self.document.get("Outputs") or {}),
+            email_identities=tuple(
+                str(props["EmailIdentity"]) for _, props in self.resolved(SES_EMAIL_IDENTITY_TYPE)
+            ),
         )
 
     def resolved(self, *kinds: str) -> Iterator[tuple[str, dict[str, Any]]]:

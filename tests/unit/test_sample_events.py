@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from dataexport.identity import Caller
 from dataexport.step_events import (
+    DeliverStepInput,
     ExpireStepInput,
     FailStepInput,
     FormatStepInput,
@@ -26,6 +27,7 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
         ("export_upload.json", UploadStepInput),
         ("export_expire.json", ExpireStepInput),
         ("export_fail.json", FailStepInput),
+        ("export_deliver.json", DeliverStepInput),
     ],
 )
 def test_step_events_match_their_step_inputs(file_name: str, model: type[BaseModel]) -> None:

@@ -15,6 +15,7 @@ from dataexport.adapters.hashing_secret import read_hashing_key
 from dataexport.adapters.job_store import JobStore
 from dataexport.adapters.object_store import ObjectStore
 from dataexport.adapters.postgres import PostgresReader, read_database_secret
+from dataexport.adapters.webhook_signing_secret import read_webhook_signing_secret
 from dataexport.adapters.workflow import ExportWorkflow
 from dataexport.catalog.loader import Catalog, load_catalog
 from dataexport.config import (
@@ -26,6 +27,7 @@ from dataexport.config import (
     JobTableConfig,
     QueueConfig,
     StepSourceConfig,
+    WebhookSecretConfig,
 )
 from dataexport.privacy import HashingKey
 from dataexport.row_sources import RowSourceFor, no_hashing_key, row_source_chooser
@@ -101,3 +103,8 @@ def postgres_reader(config: DatabaseConfig) -> PostgresReader:
     return PostgresReader(
         read_database_secret(config.database_secret_arn), config.statement_timeout_seconds
     )
+
+
+def webhook_signing_secret(config: WebhookSecretConfig) -> str:
+    # Not cached here: the secret is (with a TTL), so a rotated secret is picked up.
+    return read_webhook_signing_secret(config.webhook_signing_secret_arn)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dataexport.delivery import public_target
 from dataexport.export_job import ExportJob, ExportStatus
 from dataexport.time_presets import TimePreset, preset_bounds
 
@@ -30,6 +31,24 @@ def job_links(job: ExportJob) -> dict[str, str]:
     if job.status is ExportStatus.COMPLETED:
         links["download"] = f"/v1/exports/{job.id}/download"
     return links
+
+
+def delivery_view(job: ExportJob) -> dict[str, Any]:
+    """The job's delivery target (a webhook URL without its query) and how it went."""
+    record = job.delivery_record
+    return {
+        **public_target(job.delivery),
+        "status": record.status.value,
+        "attempts": [
+            {
+                "at": _timestamp(attempt.at),
+                "status_code": attempt.status_code,
+                "error": attempt.error,
+            }
+            for attempt in record.attempts
+        ],
+        "delivered_at": _timestamp(record.delivered_at),
+    }
 
 
 def job_view(job: ExportJob) -> dict[str, Any]:
@@ -66,6 +85,8 @@ def job_view(job: ExportJob) -> dict[str, Any]:
         "privacy": job.privacy,
         "error": job.error.model_dump() if job.error else None,
         "legal_hold": job.legal_hold,
+        "schedule_id": job.schedule_id,
+        "delivery": delivery_view(job),
         "created_at": _timestamp(job.created_at),
         "started_at": _timestamp(job.started_at),
         "completed_at": _timestamp(job.completed_at),

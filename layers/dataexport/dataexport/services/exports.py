@@ -7,7 +7,7 @@ import hashlib
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from dataexport.adapters.object_store import ObjectStore
 from dataexport.adapters.workflow import ExportWorkflow
 from dataexport.audit import AuditEventType
 from dataexport.catalog.loader import Catalog
+from dataexport.delivery import DeliveryPolicy, LinkDelivery, initial_record
 from dataexport.errors import (
     Conflict,
     DataExportError,
@@ -76,6 +77,8 @@ class ExportServices:
     exports_per_hour: int
     tenant_exports_per_hour: dict[str, int]
     rows_for: RowSourceFor
+    # What the deployment allows as delivery targets (checked when a job is created).
+    delivery_policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 
     def rate_limit_for(self, org_id: str) -> int:
         return limit_for(org_id, self.exports_per_hour, self.tenant_exports_per_hour)
@@ -90,7 +93,7 @@ class CreatedExport:
     rate: RateDecision
 
 
-def _require_export_permission(caller: Caller) -> None:
+def require_export_permission(caller: Caller) -> None:
     if not caller.can(DATA_EXPORT_PERMISSION):
         raise PermissionDenied(
             f"The {DATA_EXPORT_PERMISSION} permission is required.",
@@ -148,6 +151,9 @@ def request_hash(request: ExportRequest, resolved: ResolvedExport) -> str:
         # The profile in effect, forced transforms included.
         "privacy": resolved.privacy.names(),
     }
+    if not isinstance(request.delivery, LinkDelivery):
+        # Only requests going to the same place are the same request.
+        normalized["delivery"] = request.delivery.model_dump(mode="json")
     return hashlib.sha256(json.dumps(normalized, sort_keys=True).encode()).hexdigest()
 
 
@@ -194,9 +200,10 @@ def create_export(
     caller: Caller, request: ExportRequest, services: ExportServices, origin: RequestOrigin
 ) -> CreatedExport:
     """Validate, fold into an identical live job, apply the rate limit, queue and start."""
-    _require_export_permission(caller)
+    require_export_permission(caller)
     now = utc_now()
     resolved = resolve_export(request, services.catalog, caller, now)
+    services.delivery_policy.check(request.delivery)
     digest = request_hash(request, resolved)
     limit = services.rate_limit_for(caller.org_id)
     previous = services.control.live_job_for(caller.org_id, caller.user_id, digest)
@@ -247,6 +254,8 @@ def create_export(
         owner_scoped=_owner_scoped(caller, resolved),
         request_hash=digest,
         file_name=file_name_for(job_id, resolved),
+        delivery=request.delivery,
+        delivery_record=initial_record(request.delivery),
         created_at=now,
     )
     services.jobs.create(job)
@@ -313,7 +322,7 @@ def preview_export(
 ) -> ExportPreview:
     """The first `limit` rows of a request, formatted exactly as its file would hold them
     (uncompressed), and how many rows and bytes the whole export would have; no job."""
-    _require_export_permission(caller)
+    require_export_permission(caller)
     resolved = resolve_export(request, services.catalog, caller, utc_now())
     scope = RowScope(
         org_id=caller.org_id,
@@ -398,7 +407,7 @@ def download_url(
 ) -> tuple[ExportJob, str]:
     """A short-lived presigned URL for a completed export: its file, or for one split into
     files its manifest.json or file `file_number` (from 1)."""
-    _require_export_permission(caller)
+    require_export_permission(caller)
     job = get_export(caller, job_id, services)
     if job.status is ExportStatus.EXPIRED or (
         job.status is ExportStatus.COMPLETED and job.is_due_for_expiry(utc_now())
@@ -409,15 +418,16 @@ def download_url(
             f"Export {job_id} is {job.status.value}; it can be downloaded once completed.",
             {"id": job_id, "status": job.status.value},
         )
-    key, file_name = _download_target(job, file_number)
+    key, file_name = download_target(job, file_number)
     record(AuditEventType.DATA_EXPORTED, caller, origin, services, job)
     url = services.objects.presigned_download_url(key, file_name, services.download_url_ttl_seconds)
     logger.info("Download link issued", extra={"job_id": job.id})
     return job, url
 
 
-def _download_target(job: ExportJob, file_number: int | None) -> tuple[str, str]:
-    """The S3 key and download name of what was asked for."""
+def download_target(job: ExportJob, file_number: int | None = None) -> tuple[str, str]:
+    """The S3 key and download name of what was asked for: the file, or a split export's
+    manifest.json (or its file `file_number`)."""
     assert job.s3_key is not None
     if file_number is None:
         return job.s3_key, manifest_file_name(job) if job.is_split else job.file_name
@@ -445,7 +455,7 @@ def cancel_export(
 
     Cancelling a cancelled job answers with it again; a job that already ended is a conflict.
     """
-    _require_export_permission(caller)
+    require_export_permission(caller)
     job = get_export(caller, job_id, services)
     if not job.is_live and job.status is not ExportStatus.CANCELLED:
         raise _not_cancellable(job)

@@ -1,0 +1,33 @@
+"""Outcome events on the account's default EventBridge bus (source "dataexport")."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from dataexport.adapters.aws_clients import events_client
+from dataexport.errors import DeliveryFailed
+
+EVENT_SOURCE: Final = "dataexport"
+DEFAULT_BUS: Final = "default"
+
+
+class EventBus:
+    def __init__(self, region: str) -> None:
+        self._client = events_client(region)
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        """Put one event; an entry EventBridge did not take is a DeliveryFailed (retried)."""
+        answer = self._client.put_events(
+            Entries=[
+                {
+                    "Source": EVENT_SOURCE,
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail, sort_keys=True),
+                    "EventBusName": DEFAULT_BUS,
+                }
+            ]
+        )
+        if answer.get("FailedEntryCount", 0):
+            code = answer["Entries"][0].get("ErrorCode", "unknown")
+            raise DeliveryFailed(f"EventBridge did not take the event ({code}).")
