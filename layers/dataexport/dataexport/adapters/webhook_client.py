@@ -47,7 +47,7 @@ class WebhookClient:
         """Send once; the status code, or the class of the error met (never raised)."""
         try:
             address = self._resolve(endpoint)
-        except socket.gaierror:
+        except (socket.gaierror, UnicodeError):  # UnicodeError: a name IDNA cannot encode
             return self._failed(endpoint, "DnsError")
         if address is None:
             logger.warning("Webhook target refused", extra={"host": endpoint.host})

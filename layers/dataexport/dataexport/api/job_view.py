@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from dataexport.delivery import public_target
+from dataexport.delivery import DeliveryStatus, public_target
 from dataexport.export_job import ExportJob, ExportStatus
 from dataexport.time_presets import TimePreset, preset_bounds
 
@@ -36,9 +36,12 @@ def job_links(job: ExportJob) -> dict[str, str]:
 def delivery_view(job: ExportJob) -> dict[str, Any]:
     """The job's delivery target (a webhook URL without its query) and how it went."""
     record = job.delivery_record
+    status = record.status
+    if job.status is ExportStatus.CANCELLED and status is DeliveryStatus.PENDING:
+        status = DeliveryStatus.NOT_REQUIRED  # a cancelled export is delivered nowhere
     return {
         **public_target(job.delivery),
-        "status": record.status.value,
+        "status": status.value,
         "attempts": [
             {
                 "at": _timestamp(attempt.at),

@@ -13,21 +13,16 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
 from aws_lambda_powertools import Logger
 
-from dataexport.adapters.audit_store import AuditTrail
-from dataexport.adapters.email_sender import EmailMessage, EmailSender
-from dataexport.adapters.event_bus import EventBus
-from dataexport.adapters.job_store import JobStore
-from dataexport.adapters.object_store import ObjectStore
-from dataexport.adapters.webhook_client import WebhookClient
-from dataexport.audit import SYSTEM_ROLE, AuditEventType
+from dataexport.adapters.email_sender import EmailMessage
+from dataexport.audit import SYSTEM_ROLE, ActorRole, AuditEventType
 from dataexport.delivery import (
     FINAL_STATUSES,
     TARGET_REFUSED,
@@ -42,11 +37,13 @@ from dataexport.delivery import (
     SendOutcome,
     SendResult,
     WebhookDelivery,
+    WebhookEndpoint,
     check_webhook_url,
     render_key,
 )
 from dataexport.errors import DeliveryFailed, InvalidRequest
 from dataexport.export_job import ExportJob, ExportStatus, utc_now
+from dataexport.identity import Role
 from dataexport.services.exports import download_target
 from dataexport.webhook_signature import (
     DELIVERY_ID_HEADER,
@@ -68,17 +65,57 @@ WEBHOOK_EVENT_TYPES: Final = {
 DELIVERY_ID_PREFIX: Final = "dlv_"
 
 
+# What the step uses of each adapter (JobStore, ObjectStore, AuditTrail, EventBus,
+# WebhookClient, EmailSender), so that tests can hand it fakes.
+class DeliveryJobs(Protocol):
+    def get(self, job_id: str) -> ExportJob: ...
+    def update_fields(self, job_id: str, **changes: Any) -> None: ...
+
+
+class DeliveryFiles(Protocol):
+    def presigned_download_url(self, key: str, file_name: str, ttl_seconds: int) -> str: ...
+    def copy_out(self, key: str, bucket: str, target_key: str) -> str | None: ...
+
+
+class DeliveryAudit(Protocol):
+    def record(
+        self,
+        type: AuditEventType,
+        *,
+        org_id: str,
+        actor_id: str,
+        actor_role: ActorRole | Role,
+        target_type: str | None = None,
+        target_id: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> object: ...
+
+
+class OutcomeEvents(Protocol):
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None: ...
+
+
+class WebhookPoster(Protocol):
+    def post(
+        self, endpoint: WebhookEndpoint, body: bytes, headers: Mapping[str, str]
+    ) -> SendResult: ...
+
+
+class EmailSending(Protocol):
+    def send(self, message: EmailMessage) -> SendResult: ...
+
+
 @dataclass(frozen=True)
 class DeliveryServices:
     """What the Deliver step needs; built once per process by its function."""
 
-    jobs: JobStore
-    objects: ObjectStore
-    audit: AuditTrail
-    events: EventBus
-    webhooks: WebhookClient
+    jobs: DeliveryJobs
+    objects: DeliveryFiles
+    audit: DeliveryAudit
+    events: OutcomeEvents
+    webhooks: WebhookPoster
     # None when the deployment has no sender (email targets are then refused at creation).
-    email: EmailSender | None
+    email: EmailSending | None
     policy: DeliveryPolicy
     # The deployment's webhook secret, read when needed (it is cached with a TTL).
     signing_secret: Callable[[], str]
@@ -132,27 +169,56 @@ def outcome_event(job: ExportJob) -> tuple[str, dict[str, Any]]:
 def deliver_outcome(
     job_id: str, services: DeliveryServices, *, give_up: bool = False
 ) -> DeliveryRecord:
-    """Send the job's outcome event (once) and make one attempt at its delivery."""
+    """Send the job's outcome event (once) and make one attempt at its delivery (or, with
+    `give_up`, mark it failed). The two are independent: an event EventBridge did not take
+    does not hold the delivery back, nor the other way round; DeliveryFailed is raised when
+    either is to be tried again."""
     job = services.jobs.get(job_id)
     if job.status not in DETAIL_TYPES:
         # Cancelled (or already gone): nobody is told of an export that did not finish.
         return job.delivery_record
     record = job.delivery_record
-    if record.event_sent_at is None:
-        detail_type, detail = outcome_event(job)
+    event_sent = record.event_sent_at is not None
+    if not event_sent:
+        event_sent = _send_event(job, services)
+        if event_sent:
+            record = _save(
+                job, record.model_copy(update={"event_sent_at": services.clock()}), services
+            )
+    retry = False
+    if record.status not in FINAL_STATUSES:
+        if give_up:
+            logger.warning("Delivery given up", extra={"job_id": job.id})
+            record = _save(
+                job, record.model_copy(update={"status": DeliveryStatus.FAILED}), services
+            )
+        else:
+            record, retry = _attempt_delivery(job, record, services)
+    if retry or not event_sent:
+        raise DeliveryFailed(f"Export {job.id} is to be announced or delivered again.")
+    return record
+
+
+def _send_event(job: ExportJob, services: DeliveryServices) -> bool:
+    """Whether EventBridge took the job's outcome event."""
+    detail_type, detail = outcome_event(job)
+    try:
         services.events.publish(detail_type, detail)
-        record = _save(job, record.model_copy(update={"event_sent_at": services.clock()}), services)
-        logger.info("Outcome event sent", extra={"job_id": job.id, "detail_type": detail_type})
-    if record.status in FINAL_STATUSES:
-        return record
-    if give_up:
-        logger.warning("Delivery given up", extra={"job_id": job.id})
-        return _save(job, record.model_copy(update={"status": DeliveryStatus.FAILED}), services)
+    except DeliveryFailed:
+        logger.warning("Outcome event not sent", extra={"job_id": job.id})
+        return False
+    logger.info("Outcome event sent", extra={"job_id": job.id, "detail_type": detail_type})
+    return True
+
+
+def _attempt_delivery(
+    job: ExportJob, record: DeliveryRecord, services: DeliveryServices
+) -> tuple[DeliveryRecord, bool]:
+    """One attempt, recorded on the job; and whether another one is due later."""
     result = _attempt(job, services)
     if result is None:
-        return _save(
-            job, record.model_copy(update={"status": DeliveryStatus.NOT_REQUIRED}), services
-        )
+        status = DeliveryStatus.NOT_REQUIRED
+        return _save(job, record.model_copy(update={"status": status}), services), False
     now = services.clock()
     record = record.with_attempt(
         DeliveryAttempt(at=now, status_code=result.status_code, error=result.error)
@@ -174,9 +240,7 @@ def deliver_outcome(
             "outcome": outcome.value,
         },
     )
-    if outcome is SendOutcome.RETRY:
-        raise DeliveryFailed(f"Delivery of export {job.id} failed; it will be tried again.")
-    return record
+    return record, outcome is SendOutcome.RETRY
 
 
 def _save(job: ExportJob, record: DeliveryRecord, services: DeliveryServices) -> DeliveryRecord:
