@@ -13,6 +13,7 @@ from dataexport.api import (
     exports_routes,
     retention_routes,
     schedules_routes,
+    webhook_routes,
 )
 from dataexport.api.error_responses import register_error_handlers
 from dataexport.api.idempotency import idempotency_config
@@ -35,6 +36,7 @@ app.include_router(datasets_routes.router)
 app.include_router(audit_routes.router)
 app.include_router(schedules_routes.router)
 app.include_router(retention_routes.router)
+app.include_router(webhook_routes.router)
 register_error_handlers(app, on_error=exports_routes.record_refusal)
 app.enable_swagger(
     path="/v1/docs", title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION

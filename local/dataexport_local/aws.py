@@ -4,10 +4,11 @@
 credentials, region, MOTO_PORT for moto's Step Functions interpreter), turns on real state machine
 execution and Docker-less Lambda, and creates what template.yaml declares: DynamoDB tables, S3
 buckets and their policies, Secrets Manager secrets, Lambda functions (dispatched in-process to the
-real handlers) and state machines (DefinitionUri with DefinitionSubstitutions). Finally it sets the
-union of the functions' resolved environments in os.environ, so the handlers run with their real
-configuration. EventBridge rules (the functions' Schedule events), Scheduler schedule groups and
-schedules are stored in moto, which does not fire them: the local scheduler does.
+real handlers), SES identities, and state machines (DefinitionUri with DefinitionSubstitutions).
+Finally it sets the union of the functions' resolved environments in os.environ, so the handlers
+run with their real configuration. EventBridge rules (the functions' Schedule events), Scheduler
+schedule groups and schedules are stored in moto, which does not fire them: the local scheduler
+does.
 """
 
 from __future__ import annotations
@@ -480,6 +481,8 @@ class LocalAws:
             self._create_table(table)
         for bucket in template.buckets:
             self._create_bucket(bucket)
+        for identity in template.email_identities:
+            self._create_email_identity(identity)
         s3 = self.client("s3")
         for policy in template.bucket_policies:
             document = enforceable_policy(policy.policy_document)
@@ -623,6 +626,14 @@ class LocalAws:
             )
         if props.get("Tags"):
             s3.put_bucket_tagging(Bucket=bucket.name, Tagging={"TagSet": list(props["Tags"])})
+
+    def _create_email_identity(self, identity: str) -> None:
+        """An SES identity as the template declares it (moto verifies it at once)."""
+        ses = self.client("ses")
+        if "@" in identity:
+            ses.verify_email_identity(EmailAddress=identity)
+        else:
+            ses.verify_domain_identity(Domain=identity)
 
     def _create_execution_role(self) -> str:
         created = self.client("iam").create_role(

@@ -35,6 +35,7 @@ TABLE_TYPE: Final = "AWS::DynamoDB::Table"
 BUCKET_TYPE: Final = "AWS::S3::Bucket"
 BUCKET_POLICY_TYPE: Final = "AWS::S3::BucketPolicy"
 SECRETS_MANAGER_TYPE: Final = "AWS::SecretsManager::Secret"
+SES_EMAIL_IDENTITY_TYPE: Final = "AWS::SES::EmailIdentity"
 API_TYPE: Final = "AWS::Serverless::Api"
 LAYER_TYPE: Final = "AWS::Serverless::LayerVersion"
 SCHEDULE_GROUP_TYPE: Final = "AWS::Scheduler::ScheduleGroup"
@@ -628,6 +629,8 @@ class SamTemplate:
     apis: tuple[ApiSpec, ...]
     outputs: Mapping[str, Any]
     schedule_groups: tuple[str, ...] = ()
+    # SES identities (email addresses or domains) the template declares.
+    email_identities: tuple[str, ...] = ()
 
     def function(self, name_or_arn: str) -> FunctionSpec:
         """The function with this logical id, name or ARN (an ARN may carry a qualifier)."""
@@ -783,6 +786,9 @@ class _TemplateBuilder:
             outputs=self.resolver.resolve(self.document.get("Outputs") or {}),
             schedule_groups=tuple(
                 self.physical[lid].name for lid, _ in self.resources(SCHEDULE_GROUP_TYPE)
+            ),
+            email_identities=tuple(
+                str(props["EmailIdentity"]) for _, props in self.resolved(SES_EMAIL_IDENTITY_TYPE)
             ),
         )
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from dataexport.export_schedule import RunScheduleEvent
 from dataexport.identity import Caller
 from dataexport.step_events import (
+    DeliverStepInput,
     ExpireStepInput,
     FailStepInput,
     FormatStepInput,
@@ -29,6 +30,7 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
         ("export_expire.json", ExpireStepInput),
         ("export_fail.json", FailStepInput),
         ("run_schedule.json", RunScheduleEvent),
+        ("export_deliver.json", DeliverStepInput),
     ],
 )
 def test_step_events_match_their_step_inputs(file_name: str, model: type[BaseModel]) -> None:

@@ -20,6 +20,7 @@ from dataexport.adapters.postgres import PostgresReader, read_database_secret
 from dataexport.adapters.principal_store import PrincipalStore
 from dataexport.adapters.retention_store import RetentionPolicyStore
 from dataexport.adapters.schedule_store import ScheduleStore
+from dataexport.adapters.webhook_signing_secret import read_webhook_signing_secret
 from dataexport.adapters.workflow import ExportWorkflow
 from dataexport.catalog.loader import Catalog, load_catalog
 from dataexport.config import (
@@ -34,6 +35,7 @@ from dataexport.config import (
     RetentionPolicyConfig,
     ScheduleConfig,
     StepSourceConfig,
+    WebhookSecretConfig,
 )
 from dataexport.privacy import HashingKey
 from dataexport.row_sources import RowSourceFor, no_hashing_key, row_source_chooser
@@ -137,6 +139,7 @@ def creation_services(config: CreationConfig) -> CreationServices:
         catalog=catalog(config),
         exports_per_hour=config.exports_per_hour,
         tenant_exports_per_hour=dict(config.tenant_exports_per_hour),
+        delivery_policy=config.delivery_policy(),
     )
 
 
@@ -155,3 +158,8 @@ def schedule_services(config: ScheduleConfig) -> ScheduleServices:
         min_interval=timedelta(minutes=config.min_schedule_interval_minutes),
         max_per_tenant=config.max_schedules_per_tenant,
     )
+
+
+def webhook_signing_secret(config: WebhookSecretConfig) -> str:
+    # Not cached here: the secret is (with a TTL), so a rotated secret is picked up.
+    return read_webhook_signing_secret(config.webhook_signing_secret_arn)

@@ -7,6 +7,7 @@ names it, raised on the first invocation rather than deep inside a request.
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic import (
     field_validator,
 )
 
+from dataexport.delivery import DeliveryPolicy
 from dataexport.errors import ConfigurationError
 
 
@@ -157,7 +159,59 @@ class RetentionPolicyConfig(_EnvironmentModel):
     )
 
 
-class CreationConfig(QueueConfig, AuditTableConfig):
+_S3_BUCKET_ARN = re.compile(r"^arn:[a-z0-9-]+:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$")
+
+
+class DeliveryPolicyConfig(_EnvironmentModel):
+    """What the deployment allows as delivery targets (the API checks requests against it, the
+    Deliver step checks again before sending). Lists are comma-separated, empty when unset."""
+
+    allow_private_delivery_targets: bool = Field(
+        default=False, validation_alias="ALLOW_PRIVATE_DELIVERY_TARGETS"
+    )
+    email_sender: str | None = Field(default=None, validation_alias="EMAIL_SENDER")
+    email_allowed_domains: str = Field(default="", validation_alias="EMAIL_ALLOWED_DOMAINS")
+    delivery_bucket_arns: str = Field(default="", validation_alias="DELIVERY_BUCKET_ARNS")
+
+    @field_validator("email_sender", mode="before")
+    @classmethod
+    def _empty_sender_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("delivery_bucket_arns")
+    @classmethod
+    def _bucket_arns(cls, value: str) -> str:
+        for arn in _listed(value):
+            if _S3_BUCKET_ARN.fullmatch(arn) is None:
+                raise ValueError(f"DELIVERY_BUCKET_ARNS holds {arn!r}, not an S3 bucket ARN")
+        return value
+
+    def delivery_policy(self) -> DeliveryPolicy:
+        return DeliveryPolicy(
+            allow_private_targets=self.allow_private_delivery_targets,
+            email_sender=self.email_sender,
+            email_allowed_domains=frozenset(
+                domain.lower() for domain in _listed(self.email_allowed_domains)
+            ),
+            bucket_names=frozenset(
+                arn.rpartition(":")[2] for arn in _listed(self.delivery_bucket_arns)
+            ),
+        )
+
+
+def _listed(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+class WebhookSecretConfig(_EnvironmentModel):
+    """What a function that signs webhooks, or tells tenants their key, needs."""
+
+    webhook_signing_secret_arn: str = Field(
+        validation_alias="WEBHOOK_SIGNING_SECRET_ARN", min_length=1
+    )
+
+
+class CreationConfig(QueueConfig, AuditTableConfig, DeliveryPolicyConfig):
     """What creating an export needs (the API, and each run of a schedule)."""
 
     exports_per_hour: int = Field(default=10, ge=1, validation_alias="EXPORTS_PER_HOUR")
@@ -191,7 +245,12 @@ class ScheduleConfig(CreationConfig):
 
 
 class ApiConfig(
-    BucketConfig, ScheduleConfig, StepSourceConfig, HashingKeyConfig, RetentionPolicyConfig
+    BucketConfig,
+    ScheduleConfig,
+    StepSourceConfig,
+    HashingKeyConfig,
+    RetentionPolicyConfig,
+    WebhookSecretConfig,
 ):
     """The API: jobs, files, schedules, the audit trail, and the database for previews (its
     statement timeout is the API's own, far shorter than an export's)."""
@@ -251,6 +310,14 @@ class RetentionRunConfig(ExpireStepConfig):
 
 class FailStepConfig(BucketConfig, QueueConfig, AuditTableConfig):
     pass
+
+
+class DeliverStepConfig(BucketConfig, AuditTableConfig, DeliveryPolicyConfig, WebhookSecretConfig):
+    """The Deliver step: the outcome event, and the job's webhook, email or copy."""
+
+    delivery_link_ttl_seconds: int = Field(
+        default=3600, ge=60, le=43_200, validation_alias="DELIVERY_LINK_TTL_SECONDS"
+    )
 
 
 ConfigT = TypeVar("ConfigT", bound=_EnvironmentModel)

@@ -151,3 +151,12 @@ class ExportCancelled(DataExportError):
 
     error_code = "EXPORT_CANCELLED"
     http_status = 409
+
+
+class DeliveryFailed(DataExportError):
+    """A delivery attempt may succeed later (a 5xx or 429, a timeout, a broken connection):
+    the state machine retries the Deliver step with backoff, then gives up on the delivery
+    (never on the export)."""
+
+    error_code = "DELIVERY_FAILED"
+    http_status = 502

@@ -13,6 +13,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from ulid import ULID
 
+from dataexport.delivery import (
+    DeliveryRecord,
+    DeliveryStatus,
+    DeliveryTarget,
+    LinkDelivery,
+)
+
 JOB_ID_PREFIX = "exp_"
 
 
@@ -173,6 +180,11 @@ class ExportJob(BaseModel):
     legal_hold: bool = False
     # The schedule whose run created the job, if one did.
     schedule_id: str | None = None
+    # Where the finished export goes besides the history, and how that went.
+    delivery: DeliveryTarget = Field(default_factory=LinkDelivery)
+    delivery_record: DeliveryRecord = Field(
+        default_factory=lambda: DeliveryRecord(status=DeliveryStatus.NOT_REQUIRED)
+    )
     created_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None

@@ -22,6 +22,7 @@ from dataexport.aggregation import (
 )
 from dataexport.catalog.loader import Catalog
 from dataexport.catalog.model import ChildDataset, ColumnType, Dataset, PrivacyTransform
+from dataexport.delivery import DeliveryTarget, LinkDelivery
 from dataexport.errors import DatasetNotFound, InvalidRequest, PermissionDenied
 from dataexport.filters import FilterClause, TimeWindow, parse_filters, parse_time_window
 from dataexport.formats import get_format
@@ -174,6 +175,15 @@ class ExportRequest(BaseModel):
             "Privacy transforms for the columns the catalog marks sensitive (one name or a "
             "list): anonymize_ip, hash_identifiers, mask_email, drop_sensitive. A dataset may "
             "force some on the caller's role (GET /v1/datasets: privacy.forced)."
+        ),
+    )
+
+    delivery: DeliveryTarget = Field(
+        default_factory=LinkDelivery,
+        description=(
+            "Where the finished export goes besides the history: link (default, nothing is "
+            'sent), webhook ({"url"}), email ({"to": [...]}) or s3 ({"bucket", "prefix", '
+            '"key_template"}); see the README, Delivery.'
         ),
     )
 

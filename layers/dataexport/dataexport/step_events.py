@@ -43,6 +43,12 @@ class ExpireStepInput(_StepInput):
     pass
 
 
+class DeliverStepInput(_StepInput):
+    """After Upload or MarkFailed; `give_up` once the state machine's retries are spent."""
+
+    give_up: bool = False
+
+
 class StepError(BaseModel):
     """What a Catch with ResultPath $.error puts in the state: the error name and its cause."""
 

@@ -9,8 +9,10 @@ import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
+    from mypy_boto3_ses import SESClient
     from mypy_boto3_stepfunctions import SFNClient
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, signature_version="s3v4")
@@ -40,3 +42,13 @@ def sfn_client(region: str) -> SFNClient:
 @cache
 def scheduler_client(region: str) -> EventBridgeSchedulerClient:
     return boto3.client("scheduler", region_name=region, config=_CONFIG)
+
+
+@cache
+def ses_client(region: str) -> SESClient:
+    return boto3.client("ses", region_name=region, config=_CONFIG)
+
+
+@cache
+def events_client(region: str) -> EventBridgeClient:
+    return boto3.client("events", region_name=region, config=_CONFIG)

@@ -31,6 +31,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjec
 from pynamodb.models import Model
 
 from dataexport.adapters.dynamodb_models import bound_model
+from dataexport.delivery import DeliveryRecord, DeliveryStatus, LinkDelivery, parse_target
 from dataexport.errors import ExportNotFound, IllegalTransition, InvalidRequest
 from dataexport.export_job import (
     ExportFile,
@@ -133,6 +134,8 @@ class ExportJobItem(Model):
     error = JSONAttribute(null=True)
     legal_hold = BooleanAttribute(default=False)
     schedule_id = UnicodeAttribute(null=True)
+    delivery = JSONAttribute(null=True)
+    delivery_record = JSONAttribute(null=True)
     created_at = UnicodeAttribute()
     started_at = UnicodeAttribute(null=True)
     completed_at = UnicodeAttribute(null=True)
@@ -400,8 +403,8 @@ class JobStore:
             return attribute.set(value)
         if isinstance(value, datetime):
             value = _iso_utc(value)
-        elif isinstance(value, JobError):
-            value = value.model_dump()
+        elif isinstance(value, BaseModel):
+            value = value.model_dump(mode="json")
         elif isinstance(value, ExportStatus):
             value = value.value
         elif isinstance(value, Sequence) and value and isinstance(value[0], BaseModel):
@@ -447,6 +450,8 @@ class JobStore:
             error=job.error.model_dump() if job.error else None,
             legal_hold=job.legal_hold,
             schedule_id=job.schedule_id,
+            delivery=job.delivery.model_dump(mode="json"),
+            delivery_record=job.delivery_record.model_dump(mode="json"),
             created_at=_iso_utc(job.created_at),
             started_at=_timestamp(job.started_at),
             completed_at=_timestamp(job.completed_at),
@@ -490,6 +495,13 @@ class JobStore:
             error=JobError.model_validate(item.error) if item.error else None,
             legal_hold=bool(item.legal_hold),
             schedule_id=item.schedule_id,
+            # Jobs stored before deliveries existed were links.
+            delivery=parse_target(item.delivery) if item.delivery else LinkDelivery(),
+            delivery_record=(
+                DeliveryRecord.model_validate(item.delivery_record)
+                if item.delivery_record
+                else DeliveryRecord(status=DeliveryStatus.NOT_REQUIRED)
+            ),
             created_at=datetime.fromisoformat(item.created_at),
             started_at=_parse_timestamp(item.started_at),
             completed_at=_parse_timestamp(item.completed_at),

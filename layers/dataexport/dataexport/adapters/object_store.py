@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Self
 from urllib.parse import quote
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
 from dataexport.adapters.aws_clients import s3_client
 from dataexport.formats.compression import Compression, compressor
@@ -518,6 +519,19 @@ class ObjectStore:
             )
             aborted += 1
         return aborted
+
+    def copy_out(self, key: str, bucket: str, target_key: str) -> str | None:
+        """Copy an object of this bucket into another one, server-side (boto3's managed copy
+        copies in parts past S3's 5 GB single-copy limit; the copy gets the destination's
+        default encryption). None once copied, else S3's error code: its message may name
+        keys, so it is not kept."""
+        try:
+            self._client.copy({"Bucket": self._bucket, "Key": key}, bucket, target_key)
+        except ClientError as exc:
+            return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+        except BotoCoreError as exc:
+            return type(exc).__name__
+        return None
 
     def presigned_download_url(self, key: str, file_name: str, ttl_seconds: int) -> str:
         return self._client.generate_presigned_url(

@@ -52,6 +52,7 @@ def export_services() -> ExportServices:
         exports_per_hour=config.exports_per_hour,
         tenant_exports_per_hour=dict(config.tenant_exports_per_hour),
         rows_for=components.row_sources(config),
+        delivery_policy=config.delivery_policy(),
     )
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dataexport.delivery import DeliveryStatus, public_target
 from dataexport.export_job import ExportJob, ExportStatus
 from dataexport.time_presets import TimePreset, preset_bounds
 
@@ -31,6 +32,27 @@ def job_links(job: ExportJob) -> dict[str, str]:
     if job.status is ExportStatus.COMPLETED:
         links["download"] = f"/v1/exports/{job.id}/download"
     return links
+
+
+def delivery_view(job: ExportJob) -> dict[str, Any]:
+    """The job's delivery target (a webhook URL without its query) and how it went."""
+    record = job.delivery_record
+    status = record.status
+    if job.status is ExportStatus.CANCELLED and status is DeliveryStatus.PENDING:
+        status = DeliveryStatus.NOT_REQUIRED  # a cancelled export is delivered nowhere
+    return {
+        **public_target(job.delivery),
+        "status": status.value,
+        "attempts": [
+            {
+                "at": api_timestamp(attempt.at),
+                "status_code": attempt.status_code,
+                "error": attempt.error,
+            }
+            for attempt in record.attempts
+        ],
+        "delivered_at": api_timestamp(record.delivered_at),
+    }
 
 
 def job_view(job: ExportJob) -> dict[str, Any]:
@@ -68,6 +90,7 @@ def job_view(job: ExportJob) -> dict[str, Any]:
         "error": job.error.model_dump() if job.error else None,
         "legal_hold": job.legal_hold,
         "schedule_id": job.schedule_id,
+        "delivery": delivery_view(job),
         "created_at": api_timestamp(job.created_at),
         "started_at": api_timestamp(job.started_at),
         "completed_at": api_timestamp(job.completed_at),

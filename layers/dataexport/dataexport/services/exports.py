@@ -7,7 +7,7 @@ import hashlib
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from dataexport.adapters.object_store import ObjectStore
 from dataexport.adapters.workflow import ExportWorkflow
 from dataexport.audit import AuditEventType
 from dataexport.catalog.loader import Catalog
+from dataexport.delivery import DeliveryPolicy, LinkDelivery, initial_record
 from dataexport.errors import (
     Conflict,
     DataExportError,
@@ -61,7 +62,7 @@ LIVE_REQUEST_TTL = timedelta(days=2)
 LIVE_JOB_WAIT_SECONDS = 2.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CreationServices:
     """What creating an export needs: the API's requests and schedules' runs both create."""
 
@@ -72,12 +73,14 @@ class CreationServices:
     catalog: Catalog
     exports_per_hour: int
     tenant_exports_per_hour: dict[str, int]
+    # What the deployment allows as delivery targets (checked when a job is created).
+    delivery_policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 
     def rate_limit_for(self, org_id: str) -> int:
         return limit_for(org_id, self.exports_per_hour, self.tenant_exports_per_hour)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExportServices(CreationServices):
     """What the API's use cases need; built once per process by the API function."""
 
@@ -154,6 +157,9 @@ def request_hash(request: ExportRequest, resolved: ResolvedExport) -> str:
         # The profile in effect, forced transforms included.
         "privacy": resolved.privacy.names(),
     }
+    if not isinstance(request.delivery, LinkDelivery):
+        # Only requests going to the same place are the same request.
+        normalized["delivery"] = request.delivery.model_dump(mode="json")
     return hashlib.sha256(json.dumps(normalized, sort_keys=True).encode()).hexdigest()
 
 
@@ -217,6 +223,7 @@ def create_export(
     require_export_permission(caller)
     now = utc_now()
     resolved = resolve_export(request, services.catalog, caller, now)
+    services.delivery_policy.check(request.delivery)
     digest = request_hash(request, resolved)
     limit = services.rate_limit_for(caller.org_id)
     previous = None
@@ -273,6 +280,8 @@ def create_export(
         request_hash=digest,
         file_name=file_name_for(job_id, resolved),
         schedule_id=scheduled.schedule_id if scheduled is not None else None,
+        delivery=request.delivery,
+        delivery_record=initial_record(request.delivery),
         created_at=now,
     )
     services.jobs.create(job)
@@ -436,15 +445,16 @@ def download_url(
             f"Export {job_id} is {job.status.value}; it can be downloaded once completed.",
             {"id": job_id, "status": job.status.value},
         )
-    key, file_name = _download_target(job, file_number)
+    key, file_name = download_target(job, file_number)
     record(AuditEventType.DATA_EXPORTED, caller, origin, services, job)
     url = services.objects.presigned_download_url(key, file_name, services.download_url_ttl_seconds)
     logger.info("Download link issued", extra={"job_id": job.id})
     return job, url
 
 
-def _download_target(job: ExportJob, file_number: int | None) -> tuple[str, str]:
-    """The S3 key and download name of what was asked for."""
+def download_target(job: ExportJob, file_number: int | None = None) -> tuple[str, str]:
+    """The S3 key and download name of what was asked for: the file, or a split export's
+    manifest.json (or its file `file_number`)."""
     assert job.s3_key is not None
     if file_number is None:
         return job.s3_key, manifest_file_name(job) if job.is_split else job.file_name

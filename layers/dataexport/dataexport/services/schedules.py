@@ -356,6 +356,7 @@ def _checked(
     request = with_schedule_zone(body.export, body.timezone)
     try:
         resolve_export(request_for_run(request, now), services.exports.catalog, caller, now)
+        services.exports.delivery_policy.check(request.delivery)
     except InvalidRequest as exc:
         detail = {key: value for key, value in exc.detail.items() if key != "field"}
         raise type(exc)(f"export.{exc.field}", exc.message, detail) from None

@@ -1,0 +1,15 @@
+"""The deployment's webhook signing secret (WebhookSigningSecret), from Secrets Manager.
+
+Tenants' keys are derived from it (webhook_signature.tenant_signing_key); it is cached a few
+minutes per process and never logged.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.utilities import parameters
+
+SECRET_CACHE_SECONDS = 300
+
+
+def read_webhook_signing_secret(secret_arn: str) -> str:
+    return str(parameters.get_secret(secret_arn, max_age=SECRET_CACHE_SECONDS))

@@ -1,0 +1,42 @@
+"""GET /v1/webhook-signing-secret: the key a tenant's webhook receivers verify signatures with."""
+
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from dataexport import components
+from dataexport.api.exports_routes import tenant_user
+from dataexport.config import ApiConfig, cached_config
+from dataexport.services.webhook_keys import tenant_webhook_key
+from dataexport.webhook_signature import (
+    DEFAULT_TOLERANCE_SECONDS,
+    DELIVERY_ID_HEADER,
+    SIGNATURE_HEADER,
+)
+
+router = Router()  # type: ignore[no-untyped-call]
+
+
+@router.get("/v1/webhook-signing-secret")
+def webhook_signing_secret() -> Response[str]:
+    """The caller's tenant's key and how deliveries are signed with it."""
+    key = tenant_webhook_key(
+        tenant_user(), components.webhook_signing_secret(cached_config(ApiConfig))
+    )
+    body = {
+        "secret": key,
+        "algorithm": "HMAC-SHA256",
+        "signature_header": SIGNATURE_HEADER,
+        "signed_content": "<t>.<body>",
+        "delivery_id_header": DELIVERY_ID_HEADER,
+        "tolerance_seconds": DEFAULT_TOLERANCE_SECONDS,
+    }
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body),
+        headers={"Cache-Control": "no-store"},
+    )
