@@ -215,6 +215,29 @@ def _serialized_dynamodb() -> Iterator[None]:
 
 
 @contextmanager
+def _schedule_rules_match_no_events() -> Iterator[None]:
+    """Let a rule with only a schedule expression ignore the events put on its bus.
+
+    In AWS such a rule runs on its clock and matches no event. moto matches every event put on
+    the bus against every rule, and fails the whole PutEvents on a rule without a pattern.
+    """
+    from moto.events.models import Rule  # noqa: PLC0415 - moto is heavy
+
+    original = Rule.send_to_targets
+
+    def send_to_targets(self: Rule, original_event: Any, transform_input: bool = True) -> None:
+        if self.scheduled_expression and not self.event_pattern.dump():
+            return
+        original(self, original_event, transform_input)
+
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Rule.send_to_targets = original  # type: ignore[method-assign]
+
+
+@contextmanager
 def _stopped_executions_stay_aborted() -> Iterator[None]:
     """Keep a stopped execution ABORTED when a task that was running at the stop fails later.
 
@@ -407,6 +430,7 @@ class LocalAws:
         self._resources.enter_context(_moto_user_config())
         self._resources.enter_context(_serialized_dynamodb())
         self._resources.enter_context(_stopped_executions_stay_aborted())
+        self._resources.enter_context(_schedule_rules_match_no_events())
         self._resources.enter_context(_running_full_object_checksums())
         server = ThreadedMotoServer(ip_address=LOCALHOST, port=port, verbose=False)
         server.start()
