@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 from ulid import ULID
@@ -61,6 +61,15 @@ def new_job_id() -> str:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@overload
+def utc_text(value: datetime) -> str: ...
+@overload
+def utc_text(value: None) -> None: ...
+def utc_text(value: datetime | None) -> str | None:
+    """How the service writes an instant for people and receivers: ISO 8601 in UTC with a Z."""
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class JobError(BaseModel):

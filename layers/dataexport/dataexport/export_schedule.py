@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ulid import ULID
 
 from dataexport.errors import InvalidRequest
-from dataexport.export_job import JobError
+from dataexport.export_job import JobError, utc_text
 from dataexport.export_request import ExportRequest, TimeRangeInput
 from dataexport.schedule_expressions import (
     AtExpression,
@@ -195,10 +195,6 @@ def with_schedule_zone(request: ExportRequest, zone_name: str) -> ExportRequest:
     return request.model_copy(update={"options": options})
 
 
-def _utc_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def request_for_run(request: ExportRequest, scheduled_for: datetime) -> ExportRequest:
     """The run's request: a relative time range fixed to the window it means at
     `scheduled_for`, in the export's zone (so `last_month` is the month before each run)."""
@@ -209,5 +205,5 @@ def request_for_run(request: ExportRequest, scheduled_for: datetime) -> ExportRe
     start, end = preset_bounds(time_range.preset, zone, scheduled_for.astimezone(UTC))
     if start is None or end is None:
         return request
-    fixed = TimeRangeInput(preset=TimePreset.CUSTOM, start=_utc_text(start), end=_utc_text(end))
+    fixed = TimeRangeInput(preset=TimePreset.CUSTOM, start=utc_text(start), end=utc_text(end))
     return request.model_copy(update={"time_range": fixed})

@@ -26,9 +26,20 @@ class ExportScheduler:
         self._role_arn = role_arn
         self._client = scheduler_client(region)
 
-    def put(self, schedule: ExportSchedule, *, exists: bool) -> None:
-        """Create the schedule, or (exists=True) bring it in line with `schedule`."""
-        arguments: dict[str, Any] = {
+    def create(self, schedule: ExportSchedule) -> None:
+        # A one-time at() schedule stays after its run: the export schedule keeps its history.
+        self._client.create_schedule(**self._arguments(schedule), ActionAfterCompletion="NONE")
+
+    def sync(self, schedule: ExportSchedule) -> None:
+        """Bring the Scheduler schedule in line with `schedule`, recreating it if it is gone."""
+        client = self._client
+        try:
+            client.update_schedule(**self._arguments(schedule))
+        except client.exceptions.ResourceNotFoundException:
+            self.create(schedule)
+
+    def _arguments(self, schedule: ExportSchedule) -> dict[str, Any]:
+        return {
             "Name": schedule.id,
             "GroupName": self._group,
             "Description": f"dataexport schedule {schedule.id} of {schedule.org_id}",
@@ -43,11 +54,6 @@ class ExportScheduler:
                 "RetryPolicy": RETRY_POLICY,
             },
         }
-        if exists:
-            self._client.update_schedule(**arguments)
-        else:
-            # A one-time at() schedule stays after its run: the export schedule keeps its history.
-            self._client.create_schedule(**arguments, ActionAfterCompletion="NONE")
 
     def delete(self, schedule_id: str) -> None:
         """Delete the schedule; one already gone is not an error."""
@@ -56,11 +62,3 @@ class ExportScheduler:
             client.delete_schedule(Name=schedule_id, GroupName=self._group)
         except client.exceptions.ResourceNotFoundException:
             return
-
-    def exists(self, schedule_id: str) -> bool:
-        client = self._client
-        try:
-            client.get_schedule(Name=schedule_id, GroupName=self._group)
-        except client.exceptions.ResourceNotFoundException:
-            return False
-        return True

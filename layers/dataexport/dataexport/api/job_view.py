@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from dataexport.delivery import DeliveryStatus, public_target
-from dataexport.export_job import ExportJob, ExportStatus
+from dataexport.export_job import ExportJob, ExportStatus, utc_text
 from dataexport.time_presets import TimePreset, preset_bounds
-
-
-def api_timestamp(value: datetime | None) -> str | None:
-    """How the API writes an instant: ISO 8601 in UTC with a Z."""
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def job_window(job: ExportJob) -> dict[str, str | None]:
@@ -23,7 +17,7 @@ def job_window(job: ExportJob) -> dict[str, str | None]:
     if preset is not None and preset != TimePreset.CUSTOM:
         zone = ZoneInfo(str(job.options.get("timezone", "UTC")))
         start, end = preset_bounds(TimePreset(preset), zone, job.created_at)
-        return {"start": api_timestamp(start), "end": api_timestamp(end)}
+        return {"start": utc_text(start), "end": utc_text(end)}
     return {"start": time_range.get("start"), "end": time_range.get("end")}
 
 
@@ -45,13 +39,13 @@ def delivery_view(job: ExportJob) -> dict[str, Any]:
         "status": status.value,
         "attempts": [
             {
-                "at": api_timestamp(attempt.at),
+                "at": utc_text(attempt.at),
                 "status_code": attempt.status_code,
                 "error": attempt.error,
             }
             for attempt in record.attempts
         ],
-        "delivered_at": api_timestamp(record.delivered_at),
+        "delivered_at": utc_text(record.delivered_at),
     }
 
 
@@ -91,10 +85,10 @@ def job_view(job: ExportJob) -> dict[str, Any]:
         "legal_hold": job.legal_hold,
         "schedule_id": job.schedule_id,
         "delivery": delivery_view(job),
-        "created_at": api_timestamp(job.created_at),
-        "started_at": api_timestamp(job.started_at),
-        "completed_at": api_timestamp(job.completed_at),
-        "expires_at": api_timestamp(job.expires_at),
+        "created_at": utc_text(job.created_at),
+        "started_at": utc_text(job.started_at),
+        "completed_at": utc_text(job.completed_at),
+        "expires_at": utc_text(job.expires_at),
         "download_url": job_links(job).get("download"),
         "links": job_links(job),
     }

@@ -12,9 +12,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from dataexport import components
 from dataexport.api.exports_routes import json_response, request_origin, tenant_user
-from dataexport.api.job_view import api_timestamp, job_view
+from dataexport.api.job_view import job_view
 from dataexport.config import ApiConfig, cached_config
-from dataexport.export_job import ExportStatus
+from dataexport.export_job import ExportStatus, utc_text
 from dataexport.export_schedule import SCHEDULE_ID_PATTERN, ExportSchedule, ScheduleInput
 from dataexport.services import schedules
 from dataexport.services.schedules import RunView, ScheduleDetail, ScheduleServices
@@ -29,8 +29,12 @@ def schedule_services() -> ScheduleServices:
     return components.schedule_services(cached_config(ApiConfig))
 
 
-def schedule_view(schedule: ExportSchedule) -> dict[str, Any]:
-    upcoming = schedule.upcoming_runs(datetime.now(UTC), 1)
+def schedule_view(
+    schedule: ExportSchedule, upcoming: list[datetime] | None = None
+) -> dict[str, Any]:
+    """The schedule's public shape; `upcoming`: its next runs, when the caller has them."""
+    if upcoming is None:
+        upcoming = schedule.upcoming_runs(datetime.now(UTC), 1)
     return {
         "id": schedule.id,
         "name": schedule.name,
@@ -41,9 +45,9 @@ def schedule_view(schedule: ExportSchedule) -> dict[str, Any]:
         "export": schedule.export,
         "state": schedule.state.value,
         "suspension": schedule.suspension.model_dump() if schedule.suspension else None,
-        "next_run_at": api_timestamp(upcoming[0]) if upcoming else None,
-        "created_at": api_timestamp(schedule.created_at),
-        "updated_at": api_timestamp(schedule.updated_at),
+        "next_run_at": utc_text(upcoming[0]) if upcoming else None,
+        "created_at": utc_text(schedule.created_at),
+        "updated_at": utc_text(schedule.updated_at),
         "links": {
             "self": f"/v1/schedules/{schedule.id}",
             "run": f"/v1/schedules/{schedule.id}/run",
@@ -54,7 +58,7 @@ def schedule_view(schedule: ExportSchedule) -> dict[str, Any]:
 def run_view(view: RunView) -> dict[str, Any]:
     run, job = view.run, view.job
     return {
-        "scheduled_for": api_timestamp(run.scheduled_for),
+        "scheduled_for": utc_text(run.scheduled_for),
         "trigger": run.trigger.value,
         "outcome": run.outcome,
         "error": run.error.model_dump() if run.error else None,
@@ -73,8 +77,8 @@ def run_view(view: RunView) -> dict[str, Any]:
 def detail_view(detail: ScheduleDetail) -> dict[str, Any]:
     success, failure = detail.last_success, detail.last_failure
     return {
-        **schedule_view(detail.schedule),
-        "next_runs": [api_timestamp(moment) for moment in detail.next_runs],
+        **schedule_view(detail.schedule, detail.next_runs),
+        "next_runs": [utc_text(moment) for moment in detail.next_runs],
         "last_success": run_view(success) if success is not None else None,
         "last_failure": run_view(failure) if failure is not None else None,
         "runs": [run_view(view) for view in detail.runs],

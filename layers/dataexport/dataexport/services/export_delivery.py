@@ -42,7 +42,7 @@ from dataexport.delivery import (
     render_key,
 )
 from dataexport.errors import DeliveryFailed, InvalidRequest
-from dataexport.export_job import ExportJob, ExportStatus, utc_now
+from dataexport.export_job import ExportJob, ExportStatus, utc_now, utc_text
 from dataexport.identity import Role
 from dataexport.services.exports import download_target
 from dataexport.webhook_signature import (
@@ -123,10 +123,6 @@ class DeliveryServices:
     clock: Callable[[], datetime] = utc_now
 
 
-def _timestamp(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
 def job_summary(job: ExportJob) -> dict[str, Any]:
     """What the outcome event and the webhook say about a job: ids, counts, checksum, times
     and a safe error; never a link, an S3 key or row data."""
@@ -144,9 +140,9 @@ def job_summary(job: ExportJob) -> dict[str, Any]:
         "sha256": job.sha256,
         "file_name": job.file_name,
         "file_count": job.file_count,
-        "created_at": _timestamp(job.created_at),
-        "completed_at": _timestamp(job.completed_at),
-        "expires_at": _timestamp(job.expires_at),
+        "created_at": utc_text(job.created_at),
+        "completed_at": utc_text(job.completed_at),
+        "expires_at": utc_text(job.expires_at),
         "error": job.error.model_dump() if job.error else None,
     }
 
@@ -306,11 +302,11 @@ def webhook_body(job: ExportJob, link: _Link | None, sent_at: datetime) -> bytes
     payload = {
         "id": delivery_id(job),
         "type": WEBHOOK_EVENT_TYPES[job.status],
-        "sent_at": _timestamp(sent_at),
+        "sent_at": utc_text(sent_at),
         "export": job_summary(job),
         "download": None
         if link is None
-        else {"url": link.url, "expires_at": _timestamp(link.expires_at), "api_path": link.path},
+        else {"url": link.url, "expires_at": utc_text(link.expires_at), "api_path": link.path},
     }
     return json.dumps(payload, separators=(",", ":")).encode()
 
@@ -348,7 +344,7 @@ def email_message(job: ExportJob, target: EmailDelivery, link: _Link | None) -> 
             f"{html.escape(reason)}</p>"
         )
         return EmailMessage(to=list(target.to), subject=subject, text=text, html=body)
-    expires = _timestamp(link.expires_at)
+    expires = utc_text(link.expires_at)
     rows = job.rows_exported or 0
     subject = f"Export {job.dataset} is ready"
     text = (

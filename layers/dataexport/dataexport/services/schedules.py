@@ -134,7 +134,7 @@ def create_schedule(
     services.principals.remember(caller)
     services.schedules.create(schedule)
     try:
-        services.scheduler.put(schedule, exists=False)
+        services.scheduler.create(schedule)
     except Exception:
         logger.exception("Could not create the Scheduler schedule", extra={"id": schedule.id})
         services.schedules.delete(schedule.id)
@@ -198,7 +198,7 @@ def update_schedule(
         }
     )
     services.schedules.replace(updated)
-    _mirror(updated, services)
+    services.scheduler.sync(updated)
     _record(AuditEventType.SCHEDULE_UPDATED, caller, origin, services, updated, action="update")
     return updated
 
@@ -218,7 +218,7 @@ def set_paused(
     if current.state is target:
         return current
     updated = services.schedules.set_state(current.id, target, utc_now())
-    _mirror(updated, services)
+    services.scheduler.sync(updated)
     action = "pause" if paused else "resume"
     _record(AuditEventType.SCHEDULE_UPDATED, caller, origin, services, updated, action=action)
     return updated
@@ -337,7 +337,7 @@ def _refuse(
     suspended = services.schedules.set_state(
         schedule.id, ScheduleState.SUSPENDED, utc_now(), suspension=error
     )
-    _mirror(suspended, services)
+    services.scheduler.sync(suspended)
     _record_run(run, schedule, services, origin, actor)
     logger.warning(
         "Schedule run refused; schedule suspended",
@@ -374,11 +374,6 @@ def _job(job_id: str | None, services: ScheduleServices) -> ExportJob | None:
         return services.exports.jobs.get(job_id)
     except ExportNotFound:
         return None
-
-
-def _mirror(schedule: ExportSchedule, services: ScheduleServices) -> None:
-    """Bring the Scheduler schedule in line (recreating it if it went missing)."""
-    services.scheduler.put(schedule, exists=services.scheduler.exists(schedule.id))
 
 
 def _record(
