@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from dataexport.export_job import utc_now
 from dataexport_local.runtime import LocalRuntime
 from tests.e2e.http_client import ApiClient, http
 
@@ -67,7 +68,10 @@ def released_after_its_execution(
 ) -> tuple[dict[str, Any], str]:
     """An export held from its creation, whose Expire step saw the hold and ended the
     execution, then released (unless `keep_held`): due, with nothing but the daily run left to
-    expire it. Also a download link issued while it was still there."""
+    expire it. Also a download link issued while it was still there.
+
+    A Wait state may end a little before its timestamp, and a held export's Expire step ends
+    the execution whether or not it is due yet: so this also waits until it is due."""
     job = admin.create_export(body)
     held = admin.call(
         "PUT", f"/v1/exports/{job['id']}/legal-hold", {"hold": True, "reason": "review"}
@@ -77,6 +81,7 @@ def released_after_its_execution(
     assert done["status"] == "completed", done["error"]
     assert wait_until_execution_ends(runtime, job["id"]) == "SUCCEEDED"
     link = admin.call("GET", f"/v1/exports/{job['id']}/download").headers["Location"]
+    time.sleep(max(0.0, (datetime.fromisoformat(done["expires_at"]) - utc_now()).total_seconds()))
     if not keep_held:
         lifted = admin.call(
             "PUT", f"/v1/exports/{job['id']}/legal-hold", {"hold": False, "reason": "closed"}
