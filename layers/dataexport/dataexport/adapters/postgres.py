@@ -13,6 +13,7 @@ import struct
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 import pg8000.native
@@ -56,6 +57,44 @@ class DatabaseSecret:
             password=str(data.get("password", "")),
             dbname=str(data.get("dbname", "postgres")),
         )
+
+
+class TlsMode(StrEnum):
+    """How a TCP connection is encrypted; the values are libpq's `sslmode` names. A unix socket
+    never uses TLS."""
+
+    VERIFY = "verify-full"  # the certificate and the host name are checked (the default)
+    REQUIRE = "require"  # encrypted, the certificate not checked
+    DISABLE = "disable"
+
+
+def connection_options(
+    secret: DatabaseSecret,
+    *,
+    application_name: str = "dataexport",
+    tls: TlsMode = TlsMode.VERIFY,
+) -> dict[str, Any]:
+    """pg8000's connection arguments for `secret`: its unix socket when `host` is a directory,
+    else TCP with `tls`."""
+    options: dict[str, Any] = {
+        "user": secret.username,
+        "password": secret.password or None,
+        "database": secret.dbname,
+        "application_name": application_name,
+        "timeout": 30,
+    }
+    if secret.host.startswith("/"):
+        options["unix_sock"] = f"{secret.host}/.s.PGSQL.{secret.port}"
+        return options
+    options.update(host=secret.host, port=secret.port)
+    if tls is TlsMode.VERIFY:
+        options["ssl_context"] = ssl.create_default_context()
+    elif tls is TlsMode.REQUIRE:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        options["ssl_context"] = context
+    return options
 
 
 def read_database_secret(secret_arn: str) -> DatabaseSecret:
@@ -170,28 +209,8 @@ class PostgresReader:
 
     @contextmanager
     def _connection(self) -> Iterator[_Connection]:
-        secret = self._secret
         try:
-            if secret.host.startswith("/"):
-                connection = _Connection(
-                    secret.username,
-                    password=secret.password or None,
-                    database=secret.dbname,
-                    unix_sock=f"{secret.host}/.s.PGSQL.{secret.port}",
-                    application_name="dataexport",
-                    timeout=30,
-                )
-            else:
-                connection = _Connection(
-                    secret.username,
-                    password=secret.password or None,
-                    database=secret.dbname,
-                    host=secret.host,
-                    port=secret.port,
-                    ssl_context=ssl.create_default_context(),
-                    application_name="dataexport",
-                    timeout=30,
-                )
+            connection = _Connection(**connection_options(self._secret))
         except (TimeoutError, InterfaceError, DatabaseError, OSError) as exc:
             raise _translate(exc) from None
         try:
