@@ -18,7 +18,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pg8000.native
 import pytest
-from pgserver.postgres_server import get_server
+from pgserver.postgres_server import POSTGRES_BIN_PATH, get_server
+
+from dataexport.adapters.pg_dump import PostgresTools
 
 SUPERUSER = "postgres"
 DEFAULT_PORT = 5432
@@ -112,3 +114,46 @@ def pg_scratch_database(pg_superuser_conn_factory: ConnectionFactory) -> Iterato
         admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_tools() -> PostgresTools:
+    """pg_dump and pg_restore as pgserver ships them (the same major version as its server)."""
+    return PostgresTools(str(POSTGRES_BIN_PATH))
+
+
+# The tables of backup_source_database, with the rows each holds. sales.orders is large enough
+# (a few MiB dumped) that pg_dump's output spans several chunks.
+BACKUP_SOURCE_ROWS = {
+    "public.customers": 50,
+    "sales.orders": 60_000,
+    "sales.audit_log": 30,
+    "reporting.daily": 5,
+}
+
+
+@pytest.fixture(scope="module")
+def backup_source_database(pg_scratch_database: str, pg_endpoint: PgEndpoint) -> str:
+    """A database with tables in three schemas and the rows BACKUP_SOURCE_ROWS says."""
+    connection = pg_endpoint.connect(database=pg_scratch_database)
+    try:
+        for statement in (
+            "CREATE SCHEMA sales",
+            "CREATE SCHEMA reporting",
+            "CREATE TABLE public.customers (id serial PRIMARY KEY, name text NOT NULL)",
+            "INSERT INTO public.customers (name) SELECT 'customer ' || g "
+            "FROM generate_series(1, 50) g",
+            "CREATE TABLE sales.orders (id bigint PRIMARY KEY, "
+            "customer_id int REFERENCES public.customers, note text)",
+            "INSERT INTO sales.orders SELECT g, 1 + g % 50, md5(g::text) || md5((g * 7)::text) "
+            "FROM generate_series(1, 60000) g",
+            "CREATE TABLE sales.audit_log (at timestamptz DEFAULT now(), line text)",
+            "INSERT INTO sales.audit_log (line) SELECT 'line ' || g FROM generate_series(1, 30) g",
+            "CREATE TABLE reporting.daily (day date PRIMARY KEY, total numeric)",
+            "INSERT INTO reporting.daily SELECT current_date - g, g * 10.5 "
+            "FROM generate_series(1, 5) g",
+        ):
+            connection.run(statement)
+    finally:
+        connection.close()
+    return pg_scratch_database

@@ -189,16 +189,17 @@ def client_environment(
 def check_database(secret: DatabaseSecret, *, tls: TlsMode = TlsMode.VERIFY) -> str:
     """Connect once with `secret` and answer the server's version; a refusal raises DumpFailed
     with CONNECTION_FAILED, AUTHENTICATION_FAILED or DATABASE_NOT_FOUND."""
+    failure: DumpFailed | None = None
     try:
         connection = pg8000.native.Connection(
             **connection_options(secret, application_name=f"{APPLICATION_NAME}-check", tls=tls)
         )
     except (DatabaseError, InterfaceError, OSError) as exc:
-        refusal = _server_refusal(exc)
-        if refusal is not None:
-            raise _refusal(refusal) from None
-        logger.warning("PostgreSQL is unreachable", extra={"error_type": type(exc).__name__})
-        raise DumpFailed(DumpFailureCode.CONNECTION_FAILED) from None
+        failure = _connection_failure(exc)
+    if failure is not None:
+        # Raised outside the except block so that it keeps no context: pg8000's half-open
+        # connection, and its socket, stay alive as long as anything holds its exception.
+        raise failure
     try:
         return str(connection.run("SHOW server_version")[0][0])
     except (DatabaseError, InterfaceError, OSError) as exc:
@@ -219,6 +220,14 @@ def _server_refusal(exc: BaseException) -> DatabaseError | None:
             return seen
         seen = seen.__context__
     return None
+
+
+def _connection_failure(exc: BaseException) -> DumpFailed:
+    refusal = _server_refusal(exc)
+    if refusal is not None:
+        return _refusal(refusal)
+    logger.warning("PostgreSQL is unreachable", extra={"error_type": type(exc).__name__})
+    return DumpFailed(DumpFailureCode.CONNECTION_FAILED)
 
 
 def _refusal(exc: DatabaseError) -> DumpFailed:
