@@ -12,13 +12,15 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pg8000.native
 import pytest
-from pgserver.postgres_server import POSTGRES_BIN_PATH, get_server
+from pgserver._commands import POSTGRES_BIN_PATH
+from pgserver.postgres_server import get_server
 
 from dataexport.adapters.pg_dump import PostgresTools
 
@@ -103,17 +105,30 @@ def pg_superuser_conn_factory(pg_endpoint: PgEndpoint) -> ConnectionFactory:
     return connect
 
 
-@pytest.fixture(scope="module")
-def pg_scratch_database(pg_superuser_conn_factory: ConnectionFactory) -> Iterator[str]:
-    """A new, empty database for one test module, dropped afterwards."""
-    name = f"dx_test_{uuid.uuid4().hex[:12]}"
-    admin = pg_superuser_conn_factory()
+@contextmanager
+def _new_database(connect: ConnectionFactory, prefix: str) -> Iterator[str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = connect()
     try:
         admin.run(f"CREATE DATABASE {name}")
         yield name
         admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         admin.close()
+
+
+@pytest.fixture(scope="module")
+def pg_scratch_database(pg_superuser_conn_factory: ConnectionFactory) -> Iterator[str]:
+    """A new, empty database for one test module, dropped afterwards."""
+    with _new_database(pg_superuser_conn_factory, "dx_test") as name:
+        yield name
+
+
+@pytest.fixture
+def pg_empty_database(pg_superuser_conn_factory: ConnectionFactory) -> Iterator[str]:
+    """A new, empty database for one test (a restore's target), dropped afterwards."""
+    with _new_database(pg_superuser_conn_factory, "dx_empty") as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pg8000.native
 import psutil
@@ -67,41 +68,43 @@ def wait_for_blocked_pg_dump(admin: pg8000.native.Connection) -> int:
     raise AssertionError("pg_dump never waited for the lock")
 
 
+@dataclass(frozen=True)
+class BlockedDump:
+    admin: pg8000.native.Connection  # a connection of the test's own, to look around with
+    pid: int  # pg_dump's backend
+    outcome: Future[DumpOutcome]
+
+
 @contextmanager
-def table_locked(
-    pg_endpoint: PgEndpoint, database: str, table: str
-) -> Iterator[pg8000.native.Connection]:
-    """Hold an ACCESS EXCLUSIVE lock on `table` (pg_dump's ACCESS SHARE then waits); yields an
-    admin connection of its own for the test to look around with."""
-    holder = pg_endpoint.connect(database=database)
-    admin = pg_endpoint.connect(database=database)
-    try:
-        holder.run("BEGIN")
-        holder.run(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-        yield admin
-    finally:
-        holder.run("ROLLBACK")
-        holder.close()
-        admin.close()
-
-
-def dump_in_background(
+def blocked_dump(
+    pg_endpoint: PgEndpoint,
+    database: str,
     secret: DatabaseSecret,
     tools: PostgresTools,
     should_stop: Callable[[], bool],
-    poll_seconds: float = 0.1,
-) -> tuple[ThreadPoolExecutor, Future[DumpOutcome]]:
-    pool = ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(
-        dump_database,
-        secret,
-        BackupOptions(),
-        lambda chunk: None,
-        tools=tools,
-        should_stop=should_stop,
-        poll_seconds=poll_seconds,
-    )
-    return pool, future
+) -> Iterator[BlockedDump]:
+    """A dump running in a thread, its pg_dump waiting for sales.orders, which another session
+    holds in ACCESS EXCLUSIVE mode; on leaving, the lock is released and no child is left."""
+    holder = pg_endpoint.connect(database=database)
+    admin = pg_endpoint.connect(database=database)
+    with no_children_left(), ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            holder.run("BEGIN")
+            holder.run("LOCK TABLE sales.orders IN ACCESS EXCLUSIVE MODE")
+            outcome = pool.submit(
+                dump_database,
+                secret,
+                BackupOptions(),
+                lambda chunk: None,
+                tools=tools,
+                should_stop=should_stop,
+                poll_seconds=0.1,
+            )
+            yield BlockedDump(admin, wait_for_blocked_pg_dump(admin), outcome)
+        finally:
+            holder.run("ROLLBACK")
+            holder.close()
+            admin.close()
 
 
 def test_a_dump_counts_its_entries_and_leaves_out_excluded_rows(
@@ -210,21 +213,18 @@ def test_a_backend_terminated_mid_dump_fails_the_dump(
     # given pg_dump blocked behind another session's lock on a table
     secret = secret_for(pg_socket_dir, backup_source_database)
     deadline = time.monotonic() + DEADLINE_SECONDS  # a safety net, should the test go wrong
-    with (
-        no_children_left(),
-        table_locked(pg_endpoint, backup_source_database, "sales.orders") as admin,
-    ):
-        pool, future = dump_in_background(
-            secret, postgres_tools, should_stop=lambda: time.monotonic() > deadline
-        )
-        pid = wait_for_blocked_pg_dump(admin)
-
+    with blocked_dump(
+        pg_endpoint,
+        backup_source_database,
+        secret,
+        postgres_tools,
+        should_stop=lambda: time.monotonic() > deadline,
+    ) as dump:
         # when its backend is terminated
-        admin.run("SELECT pg_terminate_backend(:pid)", pid=pid)
+        dump.admin.run("SELECT pg_terminate_backend(:pid)", pid=dump.pid)
+        error = dump.outcome.exception(timeout=DEADLINE_SECONDS)
 
-        # then the dump fails as a failed dump, not a stop
-        error = future.exception(timeout=DEADLINE_SECONDS)
-        pool.shutdown()
+    # then the dump fails as a failed dump, not a stop (and both tools were reaped)
     assert isinstance(error, DumpFailed)
     assert error.code is DumpFailureCode.DUMP_FAILED
 
@@ -238,20 +238,17 @@ def test_a_stop_request_kills_a_blocked_pg_dump_quickly(
     # given pg_dump blocked behind a lock, sending nothing
     secret = secret_for(pg_socket_dir, backup_source_database)
     stop_requested_at: list[float] = []
-    with (
-        no_children_left(),
-        table_locked(pg_endpoint, backup_source_database, "sales.orders") as admin,
-    ):
-        pool, future = dump_in_background(
-            secret, postgres_tools, should_stop=lambda: bool(stop_requested_at), poll_seconds=0.1
-        )
-        wait_for_blocked_pg_dump(admin)
-
+    with blocked_dump(
+        pg_endpoint,
+        backup_source_database,
+        secret,
+        postgres_tools,
+        should_stop=lambda: bool(stop_requested_at),
+    ) as dump:
         # when the caller asks it to stop
         stop_requested_at.append(time.monotonic())
-        error = future.exception(timeout=DEADLINE_SECONDS)
+        error = dump.outcome.exception(timeout=DEADLINE_SECONDS)
         stopped_after = time.monotonic() - stop_requested_at[0]
-        pool.shutdown()
 
     # then it stops within a poll or two, as STOPPED
     assert isinstance(error, DumpFailed)
