@@ -6,6 +6,7 @@ time; so each model is declared with a placeholder name and bound here, once per
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cache
 from typing import TypeVar, cast
 
@@ -23,3 +24,9 @@ def bound_model(model: type[ModelT], table_name: str, region: str) -> type[Model
 def _bound(model: type[Model], table_name: str, region: str) -> type[Model]:
     meta = type("Meta", (), {"table_name": table_name, "region": region})
     return type(f"{model.__name__}_{table_name}", (model,), {"Meta": meta})
+
+
+def sortable_utc(value: datetime) -> str:
+    """An instant as fixed-width UTC ISO text: strings that compare in time order, as
+    DynamoDB range keys and conditions compare them."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

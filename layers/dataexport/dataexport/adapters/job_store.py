@@ -6,12 +6,9 @@ target may be reached from, so concurrent or retried steps cannot move a job bac
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -30,9 +27,10 @@ from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
-from dataexport.adapters.dynamodb_models import bound_model
+from dataexport.adapters.dynamodb_models import bound_model, sortable_utc
+from dataexport.adapters.page_cursor import decode_cursor, encode_cursor
 from dataexport.delivery import DeliveryRecord, DeliveryStatus, LinkDelivery, parse_target
-from dataexport.errors import ExportNotFound, IllegalTransition, InvalidRequest
+from dataexport.errors import ExportNotFound, IllegalTransition
 from dataexport.export_job import (
     ExportFile,
     ExportJob,
@@ -152,13 +150,8 @@ def _owner_key(org_id: str, owner_id: str) -> str:
     return f"{org_id}#{owner_id}"
 
 
-def _iso_utc(value: datetime) -> str:
-    # Fixed-width UTC ISO strings sort correctly as DynamoDB range keys.
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _timestamp(value: datetime | None) -> str | None:
-    return None if value is None else _iso_utc(value)
+    return None if value is None else sortable_utc(value)
 
 
 def _parse_timestamp(value: str | None) -> datetime | None:
@@ -209,7 +202,9 @@ class JobStore:
             index, key = self._model.owner_created_index, _owner_key(org_id, owner_id)
         results = index.query(
             key,
-            range_key_condition=self._model.created_at.between(_iso_utc(start), _iso_utc(end)),
+            range_key_condition=self._model.created_at.between(
+                sortable_utc(start), sortable_utc(end)
+            ),
             scan_index_forward=False,
         )
         jobs: list[ExportJob] = []
@@ -231,7 +226,7 @@ class JobStore:
         the sparse expiry-index a page at a time (held ones included: the caller decides)."""
         results = self._model.expiry_index.query(
             EXPIRING_COMPLETED,
-            range_key_condition=self._model.expires_at <= _iso_utc(now),
+            range_key_condition=self._model.expires_at <= sortable_utc(now),
             scan_index_forward=True,
             page_size=page_size,
         )
@@ -246,12 +241,12 @@ class JobStore:
         limit: int,
         cursor: str | None,
     ) -> JobPage:
-        start_key = self._decode_cursor(cursor, {hash_name: hash_value})
+        start_key = decode_cursor(cursor, {hash_name: hash_value})
         results = index.query(
             hash_value, scan_index_forward=False, limit=limit, last_evaluated_key=start_key
         )
         jobs = [self._to_job(item) for item in results]
-        return JobPage(jobs, self._encode_cursor(results.last_evaluated_key, len(jobs), limit))
+        return JobPage(jobs, encode_cursor(results.last_evaluated_key, len(jobs), limit))
 
     # ----------------------------------------------------------------- writes
     def create(self, job: ExportJob) -> None:
@@ -315,11 +310,11 @@ class JobStore:
         return self._updated_if(
             job_id,
             [
-                self._model.expires_at.set(_iso_utc(expires_at)),
+                self._model.expires_at.set(sortable_utc(expires_at)),
                 self._model.ttl.set(expires_at + RECORD_TTL_AFTER_EXPIRY),
             ],
             (self._model.status == ExportStatus.COMPLETED.value)
-            & (self._model.expires_at < _iso_utc(expires_at)),
+            & (self._model.expires_at < sortable_utc(expires_at)),
         )
 
     def claim_purge(
@@ -331,7 +326,7 @@ class JobStore:
         ran out (its run crashed) can be taken over. None, writing nothing, when the job is not
         due, not completed, held, or claimed by someone else.
         """
-        at = _iso_utc(now)
+        at = sortable_utc(now)
         not_held = self._model.legal_hold.does_not_exist() | (
             self._model.legal_hold == False  # noqa: E712 - a DynamoDB condition, not a test
         )
@@ -344,7 +339,7 @@ class JobStore:
             job_id,
             [
                 self._model.purge_claim.set(claimant),
-                self._model.purge_claim_until.set(_iso_utc(now + lease)),
+                self._model.purge_claim_until.set(sortable_utc(now + lease)),
             ],
             (self._model.status == ExportStatus.COMPLETED.value)
             & not_held
@@ -402,7 +397,7 @@ class JobStore:
         if name == "ttl" and isinstance(value, datetime):
             return attribute.set(value)
         if isinstance(value, datetime):
-            value = _iso_utc(value)
+            value = sortable_utc(value)
         elif isinstance(value, BaseModel):
             value = value.model_dump(mode="json")
         elif isinstance(value, ExportStatus):
@@ -452,7 +447,7 @@ class JobStore:
             schedule_id=job.schedule_id,
             delivery=job.delivery.model_dump(mode="json"),
             delivery_record=job.delivery_record.model_dump(mode="json"),
-            created_at=_iso_utc(job.created_at),
+            created_at=sortable_utc(job.created_at),
             started_at=_timestamp(job.started_at),
             completed_at=_timestamp(job.completed_at),
             expires_at=_timestamp(job.expires_at),
@@ -507,29 +502,6 @@ class JobStore:
             completed_at=_parse_timestamp(item.completed_at),
             expires_at=_parse_timestamp(item.expires_at),
         )
-
-    # ----------------------------------------------------------------- paging
-    @staticmethod
-    def _encode_cursor(key: dict[str, Any] | None, returned: int, limit: int) -> str | None:
-        if not key or returned < limit:
-            return None
-        return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
-
-    @staticmethod
-    def _decode_cursor(cursor: str | None, must_match: dict[str, str]) -> dict[str, Any] | None:
-        """Decode a cursor and refuse one made for another caller's listing."""
-        if not cursor:
-            return None
-        try:
-            padded = cursor + "=" * (-len(cursor) % 4)
-            key = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        except (binascii.Error, ValueError) as exc:
-            raise InvalidRequest("cursor", "The cursor is not valid.") from exc
-        if not isinstance(key, dict) or any(
-            key.get(name, {}).get("S") != value for name, value in must_match.items()
-        ):
-            raise InvalidRequest("cursor", "The cursor is not valid.")
-        return key
 
 
 def _is_condition_failure(exc: UpdateError) -> bool:

@@ -15,7 +15,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from dataexport.adapters.dynamodb_models import bound_model
+from dataexport.adapters.dynamodb_models import bound_model, sortable_utc
 from dataexport.errors import ScheduleNotFound
 from dataexport.export_job import JobError
 from dataexport.export_schedule import ExportSchedule, RunTrigger, ScheduleRun, ScheduleState
@@ -75,13 +75,8 @@ class RunItem(Model):
     ttl = TTLAttribute(null=True)
 
 
-def _iso_utc(value: datetime) -> str:
-    # Fixed-width UTC ISO strings sort correctly as DynamoDB range keys.
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def run_key(scheduled_for: datetime, trigger: RunTrigger) -> str:
-    return f"{RUN_SK_PREFIX}{_iso_utc(scheduled_for)}#{trigger.value}"
+    return f"{RUN_SK_PREFIX}{sortable_utc(scheduled_for)}#{trigger.value}"
 
 
 def _condition_failed(exc: PutError | UpdateError | DeleteError) -> bool:
@@ -136,7 +131,7 @@ class ScheduleStore:
         item = self._schedules(schedule_id, SCHEDULE_SK)
         actions: list[Action] = [
             self._schedules.state.set(state.value),
-            self._schedules.updated_at.set(_iso_utc(now)),
+            self._schedules.updated_at.set(sortable_utc(now)),
             self._schedules.suspension.set(suspension.model_dump())
             if suspension is not None
             else self._schedules.suspension.remove(),
@@ -160,9 +155,9 @@ class ScheduleStore:
         item = self._runs(
             schedule_id,
             run_key(scheduled_for, trigger),
-            scheduled_for=_iso_utc(scheduled_for),
+            scheduled_for=sortable_utc(scheduled_for),
             trigger=trigger.value,
-            recorded_at=_iso_utc(now),
+            recorded_at=sortable_utc(now),
             ttl=now + RUN_RECORD_TTL,
         )
         try:
@@ -182,7 +177,7 @@ class ScheduleStore:
     def finish_run(self, run: ScheduleRun) -> None:
         actions: list[Action] = [
             self._runs.outcome.set(run.outcome),
-            self._runs.recorded_at.set(_iso_utc(run.recorded_at)),
+            self._runs.recorded_at.set(sortable_utc(run.recorded_at)),
         ]
         if run.job_id is not None:
             actions.append(self._runs.job_id.set(run.job_id))
@@ -227,8 +222,8 @@ class ScheduleStore:
             export=schedule.export,
             state=schedule.state.value,
             suspension=schedule.suspension.model_dump() if schedule.suspension else None,
-            created_at=_iso_utc(schedule.created_at),
-            updated_at=_iso_utc(schedule.updated_at),
+            created_at=sortable_utc(schedule.created_at),
+            updated_at=sortable_utc(schedule.updated_at),
         )
 
     @staticmethod
