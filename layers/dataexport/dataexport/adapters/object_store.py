@@ -499,6 +499,16 @@ class ObjectStore:
     def delete(self, key: str) -> None:
         self._client.delete_object(Bucket=self._bucket, Key=key)
 
+    def size_of(self, key: str) -> int | None:
+        """The stored size of an object, or None if there is no such object."""
+        try:
+            head = self._client.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return int(head["ContentLength"])
+
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under `prefix`; returns how many were deleted."""
         deleted = 0

@@ -1,4 +1,4 @@
-"""Starting and stopping export executions in Step Functions."""
+"""Starting and stopping executions in Step Functions: one per export job, or per backup."""
 
 from __future__ import annotations
 
@@ -8,18 +8,22 @@ from dataexport.adapters.aws_clients import sfn_client
 
 
 class ExportWorkflow:
-    """The export state machine; one execution per job, named after the job."""
+    """A state machine with one execution per item (an export job, a backup), named after
+    the item's id and given it as `{id_field: id}`."""
 
-    def __init__(self, state_machine_arn: str, region: str) -> None:
+    def __init__(self, state_machine_arn: str, region: str, id_field: str = "job_id") -> None:
         self._arn = state_machine_arn
         self._client = sfn_client(region)
+        self._id_field = id_field
 
     def start(self, job_id: str) -> str:
-        """Start the job's execution; starting it twice returns the same execution."""
+        """Start the item's execution; starting it twice returns the same execution."""
         client = self._client
         try:
             started = client.start_execution(
-                stateMachineArn=self._arn, name=job_id, input=json.dumps({"job_id": job_id})
+                stateMachineArn=self._arn,
+                name=job_id,
+                input=json.dumps({self._id_field: job_id}),
             )
         except client.exceptions.ExecutionAlreadyExists:
             return self.execution_arn(job_id)
