@@ -25,12 +25,12 @@ SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
 # Every handler is a module named `app`; with `explicit_package_bases` (pyproject.toml) mypy names
 # them functions.<dir>.app from the repository root, so one run checks them all without clashes.
 MYPY_TARGETS := layers/dataexport/dataexport local/dataexport_local tests \
-	$(sort $(wildcard functions/*/app.py))
+	$(sort $(wildcard functions/*/app.py)) $(sort $(wildcard tasks/*/*_task.py))
 
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv sam lint format typecheck validate build pytest test test-slow demo local bench bench-smoke \
+.PHONY: help venv sam lint format typecheck validate build pytest test test-slow demo local bench bench-smoke backup-image \
 	clean distclean
 
 help: ## list the targets
@@ -96,6 +96,10 @@ local: venv ## serve the API locally on PORT (default 3000)
 
 bench: venv ## benchmarks: ratios against PostgreSQL's COPY, printed (BENCH_ROWS, default 2,000,000)
 	$(VENV_BIN)/pytest tests/bench -s
+
+backup-image: ## build the backup task's image for arm64 Fargate and push it (BACKUP_IMAGE_URI=<ecr repo>:<tag>)
+	@test -n "$(BACKUP_IMAGE_URI)" || { echo "Set BACKUP_IMAGE_URI, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/dataexport-backup:1"; exit 2; }
+	docker buildx build --platform linux/arm64 -f tasks/backup/Dockerfile -t "$(BACKUP_IMAGE_URI)" --push .
 
 bench-smoke: venv ## the benchmarks at a small size, so CI knows they still run
 	BENCH_ROWS=20000 BENCH_REPEAT=1 $(VENV_BIN)/pytest tests/bench -s

@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dataexport.api import (
     audit_routes,
+    backups_routes,
     datasets_routes,
     exports_routes,
     retention_routes,
@@ -37,6 +38,7 @@ app.include_router(audit_routes.router)
 app.include_router(schedules_routes.router)
 app.include_router(retention_routes.router)
 app.include_router(webhook_routes.router)
+app.include_router(backups_routes.router)
 register_error_handlers(app, on_error=exports_routes.record_refusal)
 app.enable_swagger(
     path="/v1/docs", title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION

@@ -10,6 +10,7 @@ from functools import cache
 
 from dataexport.adapters.audit_events_reader import AuditEventsReader
 from dataexport.adapters.audit_store import AuditTrail
+from dataexport.adapters.backup_store import BackupStore
 from dataexport.adapters.checkpoint_store import CheckpointStore
 from dataexport.adapters.control_store import ControlStore
 from dataexport.adapters.export_scheduler import ExportScheduler
@@ -25,6 +26,9 @@ from dataexport.adapters.workflow import ExportWorkflow
 from dataexport.catalog.loader import Catalog, load_catalog
 from dataexport.config import (
     AuditTableConfig,
+    BackupApiConfig,
+    BackupStepsConfig,
+    BackupTaskConfig,
     BucketConfig,
     CreationConfig,
     DatabaseConfig,
@@ -39,6 +43,7 @@ from dataexport.config import (
 )
 from dataexport.privacy import HashingKey
 from dataexport.row_sources import RowSourceFor, no_hashing_key, row_source_chooser
+from dataexport.services.backups import BackupServices
 from dataexport.services.export_queue import ExportQueue
 from dataexport.services.exports import CreationServices
 from dataexport.services.retention import RetentionPolicies
@@ -90,6 +95,32 @@ def retention_policies(config: RetentionPolicyConfig) -> RetentionPolicies:
     return RetentionPolicies(
         store=RetentionPolicyStore(config.control_table_name, config.aws_region),
         default=timedelta(seconds=config.export_retention_seconds),
+    )
+
+
+@cache
+def backup_services(
+    config: BackupApiConfig | BackupStepsConfig | BackupTaskConfig,
+) -> BackupServices:
+    """Backups as each of their functions sees them: the API starts executions, the steps
+    audit, the task only writes its own record."""
+    audit = (
+        AuditTrail(config.audit_table_name, config.aws_region)
+        if isinstance(config, BackupApiConfig | BackupStepsConfig)
+        else None
+    )
+    return BackupServices(
+        store=BackupStore(config.backups_table_name, config.aws_region),
+        objects=ObjectStore(config.exports_bucket_name, config.aws_region),
+        lock_lease=timedelta(seconds=config.backup_lock_lease_seconds),
+        retention_days=config.backup_retention_days,
+        audit=audit,
+        workflow=(
+            ExportWorkflow(config.backup_state_machine_arn, config.aws_region, "backup_id")
+            if isinstance(config, BackupApiConfig) and config.backup_state_machine_arn
+            else None
+        ),
+        download_url_ttl_seconds=getattr(config, "download_url_ttl_seconds", 300),
     )
 
 

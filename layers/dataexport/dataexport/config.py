@@ -11,7 +11,7 @@ import re
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
 )
 
+from dataexport.backup import BACKUP_ID_PATTERN
 from dataexport.delivery import DeliveryPolicy
 from dataexport.errors import ConfigurationError
 
@@ -244,7 +245,54 @@ class ScheduleConfig(CreationConfig):
         return hash((type(self), self.exports_table_name, self.schedules_table_name))
 
 
+class BackupTableConfig(_EnvironmentModel):
+    """The backups' table and lock, and the bucket their archives go to (under backups/)."""
+
+    backups_table_name: str = Field(validation_alias="BACKUPS_TABLE_NAME", min_length=1)
+    exports_bucket_name: str = Field(validation_alias="EXPORTS_BUCKET_NAME", min_length=1)
+    backup_lock_lease_seconds: int = Field(
+        default=300, ge=3, le=3600, validation_alias="BACKUP_LOCK_LEASE_SECONDS"
+    )
+    backup_retention_days: int = Field(
+        default=30, ge=1, le=3650, validation_alias="BACKUP_RETENTION_DAYS"
+    )
+
+
+class BackupStepsConfig(BackupTableConfig, AuditTableConfig):
+    """The backup state machine's steps (Begin, Record, Fail)."""
+
+    nightly_backup_options: Json[dict[str, Any]] = Field(
+        default_factory=dict, validation_alias="NIGHTLY_BACKUP_OPTIONS"
+    )
+    # The longest the Dump state waits for the task before failing the backup.
+    backup_timeout_seconds: int = Field(
+        default=21_600, ge=60, validation_alias="BACKUP_TIMEOUT_SECONDS"
+    )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.backups_table_name))
+
+
+class BackupApiConfig(BackupTableConfig, AuditTableConfig):
+    # Unset in a deployment without the backup task (no BackupImageUri): backups are refused.
+    backup_state_machine_arn: str | None = Field(
+        default=None, validation_alias="BACKUP_STATE_MACHINE_ARN", min_length=1
+    )
+
+
+class BackupTaskConfig(BackupTableConfig):
+    """The backup container: which backup, and the database credentials pg_dump uses."""
+
+    backup_id: str = Field(validation_alias="BACKUP_ID", pattern=BACKUP_ID_PATTERN)
+    backup_database_secret_arn: str = Field(
+        validation_alias="BACKUP_DATABASE_SECRET_ARN", min_length=1
+    )
+    # Where pg_dump and pg_restore are; unset, they are looked up on PATH (as in the image).
+    pg_bin_dir: str | None = Field(default=None, validation_alias="PG_BIN_DIR")
+
+
 class ApiConfig(
+    BackupApiConfig,
     BucketConfig,
     ScheduleConfig,
     StepSourceConfig,

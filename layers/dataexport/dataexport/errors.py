@@ -160,3 +160,51 @@ class DeliveryFailed(DataExportError):
 
     error_code = "DELIVERY_FAILED"
     http_status = 502
+
+
+class BackupNotFound(DataExportError):
+    error_code = "BACKUP_NOT_FOUND"
+    http_status = 404
+
+    def __init__(self, backup_id: str) -> None:
+        super().__init__(f"Backup {backup_id} was not found.", {"id": backup_id})
+
+
+class BackupRunning(Conflict):
+    """One backup runs at a time: another one holds the lock."""
+
+    def __init__(self, running_backup_id: str) -> None:
+        super().__init__(
+            f"Backup {running_backup_id} is running; start another once it has finished.",
+            {"running_backup_id": running_backup_id},
+        )
+
+
+class BackupsNotConfigured(DataExportError):
+    error_code = "BACKUPS_NOT_CONFIGURED"
+    http_status = 503
+
+
+class BackupExpired(DataExportError):
+    error_code = "BACKUP_EXPIRED"
+    http_status = 410
+
+
+class BackupNotReady(DataExportError):
+    error_code = "BACKUP_NOT_READY"
+    http_status = 409
+
+
+class BackupLockLost(DataExportError):
+    """The backup no longer holds the lock (its lease ran out and another backup took it): it
+    must stop, and is not retried."""
+
+    error_code = "BACKUP_LOCK_LOST"
+    http_status = 409
+
+
+class BackupTaskFailed(DataExportError):
+    """The backup task stopped without a verified dump; the state machine marks it failed."""
+
+    error_code = "BACKUP_FAILED"
+    http_status = 500

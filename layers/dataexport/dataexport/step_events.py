@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dataexport.backup import BACKUP_ID_PATTERN
 from dataexport.export_job import PartSummary
 
 JOB_ID_PATTERN = r"^exp_[0-9A-HJKMNP-TV-Z]{26}$"
@@ -60,3 +61,23 @@ class StepError(BaseModel):
 
 class FailStepInput(_StepInput):
     error: StepError
+
+
+class BackupStepInput(BaseModel):
+    """A step of the backup state machine: Begin (the API's backup id, or none from the
+    nightly rule), Record (with the stopped task's description) or Fail (with the Catch's
+    {Error, Cause})."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    step: Literal["begin", "record", "fail"]
+    backup_id: str | None = Field(default=None, pattern=BACKUP_ID_PATTERN)
+    execution_arn: str | None = None
+    task: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _id_after_begin(self) -> BackupStepInput:
+        if self.step != "begin" and self.backup_id is None:
+            raise ValueError(f"the {self.step} step needs a backup_id")
+        return self
