@@ -4,11 +4,12 @@
 credentials, region, MOTO_PORT for moto's Step Functions interpreter), turns on real state machine
 execution and Docker-less Lambda, and creates what template.yaml declares: DynamoDB tables, S3
 buckets and their policies, Secrets Manager secrets, Lambda functions (dispatched in-process to the
-real handlers), SES identities, and state machines (DefinitionUri with DefinitionSubstitutions).
+real handlers), SES identities, state machines (DefinitionUri with DefinitionSubstitutions), ECS
+clusters and task definitions (RunTask runs a task's entry point as a local process, see ecs.py).
 Finally it sets the union of the functions' resolved environments in os.environ, so the handlers
-run with their real configuration. EventBridge rules (the functions' Schedule events), Scheduler
-schedule groups and schedules are stored in moto, which does not fire them: the local scheduler
-does.
+run with their real configuration. EventBridge rules (the Schedule events of functions and state
+machines), Scheduler schedule groups and schedules are stored in moto, which does not fire them:
+the local scheduler does.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any, Final
 
 import boto3
 
+from dataexport_local.ecs import LocalTasks
 from dataexport_local.lambda_dispatch import LambdaDispatcher
 from dataexport_local.template import (
     DEFAULT_STACK_NAME,
@@ -44,6 +46,7 @@ from dataexport_local.template import (
     PhysicalResource,
     SamTemplate,
     TableSpec,
+    TaskDefinitionSpec,
     TemplateError,
     plan_physical_resources,
     read_template_document,
@@ -215,6 +218,60 @@ def _serialized_dynamodb() -> Iterator[None]:
 
 
 @contextmanager
+def _ecs_integration_in_step_functions_casing() -> Iterator[None]:
+    """Translate the `ecs:runTask` integration's PascalCase parameters (Cluster,
+    TaskDefinition, ...) to the ECS API's names, and its answer back, as Step Functions does.
+
+    moto's interpreter leaves both translations out (they are stubs), so an ASL written for AWS
+    would call ECS with names it does not know. The shapes come from botocore's ECS model.
+    """
+    import botocore.session  # noqa: PLC0415
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (  # noqa: PLC0415
+        state_task_service_ecs,
+    )
+
+    service_class = state_task_service_ecs.StateTaskServiceEcs
+    model = botocore.session.get_session().get_service_model("ecs")
+
+    def operation(service: Any, action: str | None) -> Any:
+        snake = service._get_boto_service_action(service_action_name=action)
+        return model.operation_model("".join(part.capitalize() for part in snake.split("_")))
+
+    def normalise_parameters(
+        self: Any,
+        parameters: dict[str, Any],
+        boto_service_name: Any = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        shape = operation(self, service_action_name).input_shape
+        if shape is not None:
+            self._to_boto_request(parameters, shape)
+
+    def normalise_response(
+        self: Any,
+        response: Any,
+        boto_service_name: Any = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        shape = operation(self, service_action_name).output_shape
+        if shape is not None:
+            self._from_boto_response(response, shape)
+
+    replacements = {
+        "_normalise_parameters": normalise_parameters,
+        "_normalise_response": normalise_response,
+    }
+    originals = {name: getattr(service_class, name) for name in replacements}
+    for name, replacement in replacements.items():
+        setattr(service_class, name, replacement)
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(service_class, name, original)
+
+
+@contextmanager
 def _schedule_rules_match_no_events() -> Iterator[None]:
     """Let a rule with only a schedule expression ignore the events put on its bus.
 
@@ -315,6 +372,9 @@ class LocalAws:
     secret per named parameter (value: its SecretString) and passes the secret's ARN as that
     parameter (e.g. DatabaseSecretArn); `secret_values` gives template secrets a known value by
     logical id (e.g. the token signing key); other secrets get their SecretString or a random one.
+    `network_parameters` names parameters to fill with a local VPC's ids ("subnets" or
+    "security_group"), unless `parameters` gives them: what an ECS task's awsvpc network needs.
+    `task_environment` is added to the environment of every ECS task process.
     """
 
     def __init__(
@@ -327,8 +387,13 @@ class LocalAws:
         environment: Mapping[str, str] | None = None,
         stack_name: str = DEFAULT_STACK_NAME,
         port: int = 0,
+        network_parameters: Mapping[str, str] | None = None,
+        task_environment: Mapping[str, str] | None = None,
     ) -> None:
         self.template_path = template_path.resolve()
+        self._network_parameters = dict(network_parameters or {})
+        self._task_environment = dict(task_environment or {})
+        self._tasks: LocalTasks | None = None
         self.stack_name = stack_name
         self._parameters = dict(parameters or {})
         self._parameter_secrets = dict(parameter_secrets or {})
@@ -369,6 +434,10 @@ class LocalAws:
             dispatcher.install()
             self._resources.callback(dispatcher.uninstall)
             self._dispatcher = dispatcher
+            tasks = LocalTasks(template.task_definitions, self._task_process_environment())
+            tasks.install()
+            self._resources.callback(tasks.uninstall)
+            self._tasks = tasks
             self._resources.callback(self.stop_running_executions)
             self._environment.set(self._function_environment(template))
         except BaseException:
@@ -391,6 +460,12 @@ class LocalAws:
         if self._template is None:
             raise LocalAwsError("LocalAws is not started")
         return self._template
+
+    @property
+    def tasks(self) -> LocalTasks:
+        if self._tasks is None:
+            raise LocalAwsError("LocalAws is not started")
+        return self._tasks
 
     @property
     def dispatcher(self) -> LambdaDispatcher:
@@ -432,6 +507,7 @@ class LocalAws:
         self._resources.enter_context(_stopped_executions_stay_aborted())
         self._resources.enter_context(_schedule_rules_match_no_events())
         self._resources.enter_context(_running_full_object_checksums())
+        self._resources.enter_context(_ecs_integration_in_step_functions_casing())
         server = ThreadedMotoServer(ip_address=LOCALHOST, port=port, verbose=False)
         server.start()
         self._resources.callback(server.stop)
@@ -472,6 +548,11 @@ class LocalAws:
             parameters[parameter] = self._create_secret(
                 f"{self.stack_name}-{parameter}", secret_string, f"Local value of {parameter}"
             )
+        wanted = {
+            name: kind for name, kind in self._network_parameters.items() if name not in parameters
+        }
+        if wanted:
+            parameters |= self._create_network(wanted)
 
         physical = plan_physical_resources(document, self.stack_name)
         planned = resolve_template(
@@ -526,29 +607,65 @@ class LocalAws:
         for group in template.schedule_groups:
             scheduler.create_schedule_group(Name=group)
         self._create_clock_events(template, role_arn)
+        ecs = self.client("ecs")
+        for cluster in template.ecs_clusters:
+            ecs.create_cluster(clusterName=cluster)
+        for task_definition in template.task_definitions:
+            ecs.register_task_definition(**register_task_definition_request(task_definition))
+        logs = self.client("logs")
+        for log_group in template.log_groups:
+            logs.create_log_group(logGroupName=log_group)
         return template
 
+    def _create_network(self, wanted: Mapping[str, str]) -> dict[str, str]:
+        """A VPC with one subnet and one security group, their ids for the `wanted` parameters."""
+        ec2 = self.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        # As a VPC for Fargate tasks usually is (moto's task ENIs also need the DNS names).
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+        ids = {
+            "subnets": ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"],
+            "security_group": ec2.create_security_group(
+                GroupName=f"{self.stack_name}-local", Description="Local runtime", VpcId=vpc
+            )["GroupId"],
+        }
+        unknown = sorted(set(wanted.values()) - set(ids))
+        if unknown:
+            raise LocalAwsError(f"Unknown network parameter kind(s): {', '.join(unknown)}")
+        return {name: ids[kind] for name, kind in wanted.items()}
+
+    def _task_process_environment(self) -> dict[str, str]:
+        """What an ECS task process gets besides its container's environment: this moto."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            **self._task_environment,
+        }
+
     def _create_clock_events(self, template: SamTemplate, role_arn: str) -> None:
-        """The functions' Schedule events as EventBridge rules, their ScheduleV2 events as
-        Scheduler schedules: stored in moto, fired by the local scheduler."""
-        events = self.client("events")
+        """The Schedule events of functions and state machines as EventBridge rules, the
+        functions' ScheduleV2 events as Scheduler schedules: stored in moto, fired by the local
+        scheduler."""
         scheduler = self.client("scheduler")
+        for machine in template.state_machines:
+            for event in machine.events:
+                if event.type == RULE_EVENT_TYPE:
+                    # EventBridge starts a state machine with a role; it invokes a function without.
+                    self._put_schedule_rule(
+                        f"{machine.name}-{event.name}",
+                        event.name,
+                        event.properties,
+                        {"Arn": machine.arn, "RoleArn": role_arn},
+                    )
         for function in template.functions:
             for event in function.events:
                 props = event.properties
-                enabled = bool(props.get("Enabled", True)) and props.get("State") != "DISABLED"
                 name = str(props.get("Name") or f"{function.name}-{event.name}")
                 if event.type == RULE_EVENT_TYPE:
-                    events.put_rule(
-                        Name=name,
-                        ScheduleExpression=str(props["Schedule"]),
-                        State="ENABLED" if enabled else "DISABLED",
-                        Description=str(props.get("Description", event.name)),
-                    )
-                    target: dict[str, Any] = {"Id": event.name, "Arn": function.arn}
-                    if "Input" in props:
-                        target["Input"] = str(props["Input"])
-                    events.put_targets(Rule=name, Targets=[target])
+                    self._put_schedule_rule(name, event.name, props, {"Arn": function.arn})
                 elif event.type == SCHEDULER_EVENT_TYPE:
                     scheduler.create_schedule(
                         Name=name,
@@ -558,13 +675,29 @@ class LocalAws:
                             props.get("ScheduleExpressionTimezone", "UTC")
                         ),
                         FlexibleTimeWindow={"Mode": "OFF"},
-                        State="ENABLED" if enabled else "DISABLED",
+                        State="ENABLED" if _event_enabled(props) else "DISABLED",
                         Target={
                             "Arn": function.arn,
                             "RoleArn": role_arn,
                             "Input": str(props.get("Input", "{}")),
                         },
                     )
+
+    def _put_schedule_rule(
+        self, default_name: str, event_name: str, props: Mapping[str, Any], target: dict[str, Any]
+    ) -> None:
+        events = self.client("events")
+        name = str(props.get("Name") or default_name)
+        events.put_rule(
+            Name=name,
+            ScheduleExpression=str(props["Schedule"]),
+            State="ENABLED" if _event_enabled(props) else "DISABLED",
+            Description=str(props.get("Description", event_name)),
+        )
+        target = {"Id": event_name, **target}
+        if "Input" in props:
+            target["Input"] = str(props["Input"])
+        events.put_targets(Rule=name, Targets=[target])
 
     def _secret_value(self, logical_id: str, properties: Mapping[str, Any]) -> str:
         if logical_id in self._secret_values:
@@ -693,6 +826,36 @@ class LocalAws:
         return {**union, **self._extra_environment}
 
 
+def _event_enabled(props: Mapping[str, Any]) -> bool:
+    return bool(props.get("Enabled", True)) and props.get("State") != "DISABLED"
+
+
+def register_task_definition_request(task_definition: TaskDefinitionSpec) -> dict[str, Any]:
+    """ECS RegisterTaskDefinition arguments from an AWS::ECS::TaskDefinition's properties
+    (CloudFormation's PascalCase keys are the API's camelCase ones)."""
+    request = _camel_case_keys(dict(task_definition.properties))
+    request["family"] = task_definition.family
+    # moto sizes a task from its containers' memory; Fargate lets the task's stand for them.
+    for container in request.get("containerDefinitions") or []:
+        if "memory" not in container and "memory" in request:
+            container["memory"] = int(request["memory"])
+    return dict(request)
+
+
+def _camel_case_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            (key[:1].lower() + key[1:] if isinstance(key, str) else key): (
+                # Log driver options are the driver's own names (awslogs-group, ...).
+                item if key == "Options" else _camel_case_keys(item)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_camel_case_keys(item) for item in value]
+    return value
+
+
 def create_table_request(table: TableSpec) -> dict[str, Any]:
     """DynamoDB CreateTable arguments from an AWS::DynamoDB::Table's properties."""
     props = table.properties
@@ -751,11 +914,12 @@ def lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
     if "Id" in rule:
         converted["ID"] = rule["Id"]
     converted["Filter"] = {"Prefix": rule.get("Prefix", "")}
-    expiration = {
-        api_key: rule[cfn_key]
-        for cfn_key, api_key in (("ExpirationInDays", "Days"), ("ExpirationDate", "Date"))
-        if cfn_key in rule
-    }
+    expiration: dict[str, Any] = {}
+    if "ExpirationInDays" in rule:
+        # A Ref to a Number parameter resolves to text, as in CloudFormation.
+        expiration["Days"] = int(rule["ExpirationInDays"])
+    if "ExpirationDate" in rule:
+        expiration["Date"] = rule["ExpirationDate"]
     if "ExpiredObjectDeleteMarker" in rule:
         expiration["ExpiredObjectDeleteMarker"] = rule["ExpiredObjectDeleteMarker"]
     if expiration:

@@ -83,6 +83,15 @@ class ConnectionSettings:
         return ConnectionSettings(self.host, self.port, username, password, self.dbname)
 
 
+def client_tools_dir() -> str | None:
+    """Where pgserver's PostgreSQL 16 binaries are (pg_dump, pg_restore), if it is installed."""
+    try:
+        from pgserver._commands import POSTGRES_BIN_PATH  # noqa: PLC0415 - embedded only
+    except ImportError:
+        return None
+    return str(POSTGRES_BIN_PATH)
+
+
 def parse_database_url(url: str) -> ConnectionSettings:
     """Settings from `postgresql://user:password@host:port/dbname` (`?host=/dir` for a socket)."""
     parts = urlsplit(url)

@@ -24,8 +24,14 @@ from typing import Any, Final
 
 from dataexport_local.api_gateway import LocalApiGateway
 from dataexport_local.aws import LocalAws
+from dataexport_local.ecs import LocalTasks
 from dataexport_local.lambda_dispatch import Invocation
-from dataexport_local.postgres import LocalDatabase, database_from_environment, seed_demo_data
+from dataexport_local.postgres import (
+    LocalDatabase,
+    client_tools_dir,
+    database_from_environment,
+    seed_demo_data,
+)
 from dataexport_local.scheduler import Firing, LocalScheduler
 from dataexport_local.template import (
     ACCOUNT_ID,
@@ -45,6 +51,16 @@ from dataexport_local.tokens import (
 
 # The template parameter that names the application database's secret.
 DATABASE_SECRET_PARAMETER: Final = "DatabaseSecretArn"  # noqa: S105 - a parameter name
+# The backup task's database secret: pg_dump connects as the database's owner.
+BACKUP_SECRET_PARAMETER: Final = "BackupDatabaseSecretArn"  # noqa: S105 - a parameter name
+# Any image name turns the backup resources on; locally the task runs as a process instead.
+LOCAL_BACKUP_IMAGE: Final = "dataexport-backup:local"
+# What ECS tasks run in: a local VPC's ids stand in for the database's subnets and group.
+NETWORK_PARAMETERS: Final = {
+    "DatabaseSubnetIds": "subnets",
+    "DatabaseSecurityGroupId": "security_group",
+}
+DEFAULT_STATE_MACHINE: Final = "ExportStateMachine"
 
 
 class RuntimeAlreadyActive(RuntimeError):
@@ -132,11 +148,18 @@ class LocalRuntime:
             if self._seed_rows is not None:
                 self.seeded_rows = seed_demo_data(database, self._seed_rows)
             secret = json.dumps(database.reader_settings.as_secret())
+            backup_secret = json.dumps(database.admin_settings.as_secret())
+            tools = client_tools_dir()
             self._aws = self._stack.enter_context(
                 LocalAws(
                     self._template_path,
-                    parameters=self._parameters,
-                    parameter_secrets={DATABASE_SECRET_PARAMETER: secret},
+                    parameters={"BackupImageUri": LOCAL_BACKUP_IMAGE, **self._parameters},
+                    parameter_secrets={
+                        DATABASE_SECRET_PARAMETER: secret,
+                        BACKUP_SECRET_PARAMETER: backup_secret,
+                    },
+                    network_parameters=NETWORK_PARAMETERS,
+                    task_environment={"PG_BIN_DIR": tools} if tools else None,
                     secret_values={TOKEN_SECRET_LOGICAL_ID: self.signing_key},
                     environment=self._environment,
                     stack_name=self._stack_name,
@@ -204,11 +227,13 @@ class LocalRuntime:
         return table.name
 
     def state_machine(self, logical_id: str | None = None) -> StateMachineSpec:
-        """A state machine of the template (the only one, when no logical id is given)."""
+        """A state machine of the template (the export state machine, or the only one, when
+        no logical id is given)."""
         machines = self.template.state_machines
         if logical_id is None:
-            (machine,) = machines
-            return machine
+            if len(machines) == 1:
+                return machines[0]
+            logical_id = DEFAULT_STATE_MACHINE
         return next(machine for machine in machines if machine.logical_id == logical_id)
 
     def execution_arn(self, execution_name: str, state_machine: str | None = None) -> str:
@@ -248,6 +273,11 @@ class LocalRuntime:
     def fire(self, name: str) -> Firing:
         """Run the EventBridge rule or Scheduler schedule `name` now (waits for its target)."""
         return self.scheduler.fire(name)
+
+    @property
+    def tasks(self) -> LocalTasks:
+        """The ECS tasks RunTask started, as local processes."""
+        return self._started_aws.tasks
 
     def is_running(self, function: str) -> bool:
         """Whether an invocation of `function` (logical id, name or ARN) is in progress."""

@@ -35,6 +35,7 @@ ClientFactory = Callable[[str], Any]
 # Invokes a function (by ARN) with an event: in-process, or through the Lambda API.
 Invoker = Callable[[str, Any], Invocation]
 POLL_SECONDS = 1.0
+STATE_MACHINE_ARN_PART = ":states:"
 
 
 def _utc_now() -> datetime:
@@ -211,14 +212,20 @@ class LocalScheduler:
     def _fire(self, target: ClockTarget, scheduled_time: datetime) -> Firing:
         event = _event_for(target, scheduled_time)
         try:
-            invocation = self._invoke(target.target_arn, event)
+            if STATE_MACHINE_ARN_PART in target.target_arn:
+                # A state machine target: EventBridge starts an execution, the event its input.
+                self._clients("stepfunctions").start_execution(
+                    stateMachineArn=target.target_arn, input=json.dumps(event)
+                )
+                firing = Firing(target.kind, target.name, scheduled_time, None)
+            else:
+                invocation = self._invoke(target.target_arn, event)
+                firing = Firing(
+                    target.kind, target.name, scheduled_time, invocation, invocation.function_error
+                )
         except Exception as exc:
-            logger.exception("Could not invoke the target of %s %s", target.kind, target.name)
+            logger.exception("Could not reach the target of %s %s", target.kind, target.name)
             firing = Firing(target.kind, target.name, scheduled_time, None, str(exc))
-        else:
-            firing = Firing(
-                target.kind, target.name, scheduled_time, invocation, invocation.function_error
-            )
         with self._lock:
             self._firings.append(firing)
         logger.info("Fired %s %s for %s", target.kind, target.name, scheduled_time.isoformat())

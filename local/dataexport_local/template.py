@@ -40,6 +40,9 @@ API_TYPE: Final = "AWS::Serverless::Api"
 LAYER_TYPE: Final = "AWS::Serverless::LayerVersion"
 SCHEDULE_GROUP_TYPE: Final = "AWS::Scheduler::ScheduleGroup"
 ROLE_TYPE: Final = "AWS::IAM::Role"
+ECS_CLUSTER_TYPE: Final = "AWS::ECS::Cluster"
+ECS_TASK_DEFINITION_TYPE: Final = "AWS::ECS::TaskDefinition"
+LOG_GROUP_TYPE: Final = "AWS::Logs::LogGroup"
 # A function's event that EventBridge runs on a clock: a rule (Schedule) or a Scheduler
 # schedule (ScheduleV2).
 RULE_EVENT_TYPE: Final = "Schedule"
@@ -209,6 +212,17 @@ def _planned_resource(
         name = declared("RoleName") or default_name
         arn = f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/{name}"
         return PhysicalResource(name, {"Arn": arn, "RoleId": name}, name)
+    if kind == ECS_CLUSTER_TYPE:
+        name = declared("ClusterName") or default_name
+        return PhysicalResource(name, {"Arn": _arn("ecs", f"cluster/{name}")}, name)
+    if kind == ECS_TASK_DEFINITION_TYPE:
+        # Registered once into a fresh moto: its first revision.
+        family = declared("Family") or default_name
+        arn = _arn("ecs", f"task-definition/{family}:1")
+        return PhysicalResource(arn, {"TaskDefinitionArn": arn}, family)
+    if kind == LOG_GROUP_TYPE:
+        name = declared("LogGroupName") or default_name
+        return PhysicalResource(name, {"Arn": _arn("logs", f"log-group:{name}:*")}, name)
     return PhysicalResource(default_name, {}, default_name)
 
 
@@ -563,6 +577,31 @@ class SecretSpec:
 
 
 @dataclass(frozen=True)
+class TaskDefinitionSpec:
+    """An ECS task definition, and the file the local runtime runs for it (its `Metadata`
+    `EntryPoint`: the script the image's entry point runs)."""
+
+    logical_id: str
+    family: str
+    arn: str
+    properties: Mapping[str, Any]
+    entry_point: Path | None
+
+    def container(self) -> Mapping[str, Any]:
+        """The essential container (the first one: these tasks have one)."""
+        containers = list(self.properties.get("ContainerDefinitions") or [])
+        if not containers:
+            raise TemplateError(f"{self.logical_id} has no ContainerDefinitions")
+        return dict(containers[0])
+
+    def environment(self) -> dict[str, str]:
+        return {
+            str(entry["Name"]): _scalar_text(entry["Value"])
+            for entry in self.container().get("Environment") or []
+        }
+
+
+@dataclass(frozen=True)
 class StateMachineSpec:
     logical_id: str
     name: str
@@ -571,6 +610,7 @@ class StateMachineSpec:
     definition_path: Path | None
     inline_definition: Mapping[str, Any] | None
     substitutions: Mapping[str, str]
+    events: tuple[FunctionEvent, ...] = ()
 
     def definition(self) -> dict[str, Any]:
         """The ASL definition with every `${Placeholder}` of DefinitionSubstitutions filled."""
@@ -631,6 +671,9 @@ class SamTemplate:
     schedule_groups: tuple[str, ...] = ()
     # SES identities (email addresses or domains) the template declares.
     email_identities: tuple[str, ...] = ()
+    ecs_clusters: tuple[str, ...] = ()
+    task_definitions: tuple[TaskDefinitionSpec, ...] = ()
+    log_groups: tuple[str, ...] = ()
 
     def function(self, name_or_arn: str) -> FunctionSpec:
         """The function with this logical id, name or ARN (an ARN may carry a qualifier)."""
@@ -665,6 +708,14 @@ class SamTemplate:
                 union[name] = value
                 owners.setdefault(name, function.logical_id)
         return union
+
+
+def _events(props: Mapping[str, Any]) -> tuple[FunctionEvent, ...]:
+    """The `Events` of a function or state machine, properties resolved."""
+    return tuple(
+        FunctionEvent(str(name), str(event.get("Type")), dict(event.get("Properties") or {}))
+        for name, event in (props.get("Events") or {}).items()
+    )
 
 
 def _api_route(event: FunctionEvent, api: ApiSpec) -> ApiRoute | None:
@@ -790,7 +841,24 @@ class _TemplateBuilder:
             email_identities=tuple(
                 str(props["EmailIdentity"]) for _, props in self.resolved(SES_EMAIL_IDENTITY_TYPE)
             ),
+            ecs_clusters=tuple(
+                self.physical[lid].name for lid, _ in self.resources(ECS_CLUSTER_TYPE)
+            ),
+            task_definitions=tuple(self.task_definitions()),
+            log_groups=tuple(self.physical[lid].name for lid, _ in self.resources(LOG_GROUP_TYPE)),
         )
+
+    def task_definitions(self) -> Iterator[TaskDefinitionSpec]:
+        for logical_id, resource in self.resources(ECS_TASK_DEFINITION_TYPE):
+            entry = (resource.get("Metadata") or {}).get("EntryPoint")
+            physical = self.physical[logical_id]
+            yield TaskDefinitionSpec(
+                logical_id=logical_id,
+                family=physical.name,
+                arn=physical.ref,
+                properties=self.properties(resource, logical_id),
+                entry_point=(self.root / str(entry)).resolve() if entry else None,
+            )
 
     def resolved(self, *kinds: str) -> Iterator[tuple[str, dict[str, Any]]]:
         for logical_id, resource in self.resources(*kinds):
@@ -816,12 +884,7 @@ class _TemplateBuilder:
                 timeout_seconds=int(props.get("Timeout", DEFAULT_TIMEOUT_SECONDS)),
                 memory_mb=int(props.get("MemorySize", DEFAULT_MEMORY_MB)),
                 environment={str(k): _scalar_text(v) for k, v in variables.items()},
-                events=tuple(
-                    FunctionEvent(
-                        str(name), str(event.get("Type")), dict(event.get("Properties") or {})
-                    )
-                    for name, event in (props.get("Events") or {}).items()
-                ),
+                events=_events(props),
                 layer_dirs=tuple(self.layer_dirs(raw.get("Layers") or [])),
             )
 
@@ -853,6 +916,7 @@ class _TemplateBuilder:
                     str(key): _scalar_text(value)
                     for key, value in (props.get("DefinitionSubstitutions") or {}).items()
                 },
+                events=_events(props),
             )
 
     def apis(self) -> Iterator[ApiSpec]:
