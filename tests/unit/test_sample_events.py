@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from dataexport.export_schedule import RunScheduleEvent
 from dataexport.identity import Caller
 from dataexport.step_events import (
+    BackupStepInput,
     DeliverStepInput,
     ExpireStepInput,
     FailStepInput,
@@ -31,6 +32,9 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
         ("export_fail.json", FailStepInput),
         ("run_schedule.json", RunScheduleEvent),
         ("export_deliver.json", DeliverStepInput),
+        ("backup_begin.json", BackupStepInput),
+        ("backup_record.json", BackupStepInput),
+        ("backup_fail.json", BackupStepInput),
     ],
 )
 def test_step_events_match_their_step_inputs(file_name: str, model: type[BaseModel]) -> None:
