@@ -140,7 +140,7 @@ class LocalTasks:
         container = spec.container()
         environment = {name: os.environ[name] for name in _INHERITED if name in os.environ}
         environment |= self._environment | spec.environment()
-        environment |= _override_environment(task.overrides, str(container.get("Name", "")))
+        environment |= override_environment(task.overrides, str(container.get("Name", "")))
         process = subprocess.Popen(
             [sys.executable, str(spec.entry_point)],
             env=environment,
@@ -206,7 +206,7 @@ def _kill_after(process: subprocess.Popen[bytes], timeout: float) -> None:
         process.kill()
 
 
-def _override_environment(overrides: Mapping[str, Any] | None, container: str) -> dict[str, str]:
+def override_environment(overrides: Mapping[str, Any] | None, container: str) -> dict[str, str]:
     """RunTask's environment overrides of `container` (camelCase, as moto keeps them)."""
     found: dict[str, str] = {}
     for override in (overrides or {}).get("containerOverrides") or []:
