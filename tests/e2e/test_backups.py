@@ -29,7 +29,7 @@ from dataexport_local.postgres import ConnectionSettings, client_tools_dir
 from dataexport_local.runtime import LocalRuntime
 from tests.e2e.http_client import ApiClient, http
 
-LEASE_SECONDS = 6
+LEASE_SECONDS = 10
 SCHEMA = "demo"
 EXCLUDED = "demo.usage_logs"
 OPTIONS = {"schemas": [SCHEMA], "exclude_table_data": [EXCLUDED]}

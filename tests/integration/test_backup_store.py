@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -9,9 +10,11 @@ from datetime import timedelta
 import pytest
 
 from dataexport.adapters.backup_store import BackupStore
+from dataexport.adapters.object_store import ObjectStore
 from dataexport.backup import Backup, BackupError, BackupStatus, BackupTrigger, new_backup_id
 from dataexport.errors import BackupNotFound, InvalidRequest
 from dataexport.export_job import utc_now
+from dataexport.services.backups import BackupServices, LeaseKeeper
 from dataexport_local.aws import LocalAws
 from dataexport_local.template import REGION
 
@@ -112,3 +115,24 @@ def test_backups_list_newest_first_a_page_at_a_time(store: BackupStore) -> None:
     store.acquire_lock(made[0].id, utc_now(), LEASE)
     with pytest.raises(BackupNotFound):
         store.get("lock#database")
+
+
+def test_the_lease_keeper_renews_until_another_backup_takes_the_lock(store: BackupStore) -> None:
+    lease = timedelta(seconds=1.5)
+    services = BackupServices(
+        store=store, objects=ObjectStore("unused", REGION), lock_lease=lease, retention_days=30
+    )
+    holder = new_backup_id()
+    assert store.acquire_lock(holder, utc_now(), lease) is not None
+    with LeaseKeeper(services, holder) as keeper:
+        # While it runs, the lease keeps moving: past the first one's end, nobody gets the lock
+        time.sleep(2.0)
+        assert store.acquire_lock(new_backup_id(), utc_now(), lease) is None
+        assert not keeper.lost
+        # When another backup takes it (as after a lease that really ran out)
+        store.release_lock(holder)
+        assert store.acquire_lock(new_backup_id(), utc_now(), lease) is not None
+        deadline = time.monotonic() + 5
+        while not keeper.lost:
+            assert time.monotonic() < deadline, "the keeper never noticed"
+            time.sleep(0.05)

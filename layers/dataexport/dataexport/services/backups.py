@@ -418,7 +418,9 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         interval = self._services.lock_lease.total_seconds() / 3
-        while not self._stop.wait(interval):
+        # First at once: the task's start (Fargate provisioning, the image pull) used up part
+        # of the lease Begin renewed.
+        while True:
             try:
                 held = self._services.store.renew_lock(
                     self._backup_id, self._services.clock(), self._services.lock_lease
@@ -426,10 +428,12 @@ class LeaseKeeper:
             except Exception:
                 # One failed renewal is not a lost lease; the next attempt may succeed.
                 logger.exception("Could not renew the backup lock")
-                continue
+                held = True
             if not held:
                 logger.warning("Backup lock taken by another backup")
                 self._lost.set()
+                return
+            if self._stop.wait(interval):
                 return
 
 
