@@ -225,13 +225,15 @@ def _ecs_integration_in_step_functions_casing() -> Iterator[None]:
     moto's interpreter leaves both translations out (they are stubs), so an ASL written for AWS
     would call ECS with names it does not know. The shapes come from botocore's ECS model.
     """
-    import botocore.session  # noqa: PLC0415
+    from botocore.loaders import create_loader  # noqa: PLC0415
+    from botocore.model import ServiceModel  # noqa: PLC0415
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (  # noqa: PLC0415
         state_task_service_ecs,
     )
 
     service_class = state_task_service_ecs.StateTaskServiceEcs
-    model = botocore.session.get_session().get_service_model("ecs")
+    # From botocore's data files, not a session: no profile or configuration is read.
+    model = ServiceModel(create_loader().load_service_model("ecs", "service-2"), "ecs")
 
     def operation(service: Any, action: str | None) -> Any:
         snake = service._get_boto_service_action(service_action_name=action)

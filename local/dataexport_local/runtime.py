@@ -40,6 +40,7 @@ from dataexport_local.template import (
     REGION,
     SamTemplate,
     StateMachineSpec,
+    read_template_document,
 )
 from dataexport_local.tokens import (
     DEFAULT_PERMISSIONS,
@@ -147,18 +148,29 @@ class LocalRuntime:
             self._database = database
             if self._seed_rows is not None:
                 self.seeded_rows = seed_demo_data(database, self._seed_rows)
-            secret = json.dumps(database.reader_settings.as_secret())
-            backup_secret = json.dumps(database.admin_settings.as_secret())
+            declared = set(read_template_document(self._template_path).get("Parameters") or {})
+            secrets = {
+                DATABASE_SECRET_PARAMETER: json.dumps(database.reader_settings.as_secret()),
+                BACKUP_SECRET_PARAMETER: json.dumps(database.admin_settings.as_secret()),
+            }
+            defaults = {"BackupImageUri": LOCAL_BACKUP_IMAGE}
             tools = client_tools_dir()
             self._aws = self._stack.enter_context(
                 LocalAws(
                     self._template_path,
-                    parameters={"BackupImageUri": LOCAL_BACKUP_IMAGE, **self._parameters},
-                    parameter_secrets={
-                        DATABASE_SECRET_PARAMETER: secret,
-                        BACKUP_SECRET_PARAMETER: backup_secret,
+                    # Only what the template declares (a smaller template has no backups).
+                    parameters={
+                        **{k: v for k, v in defaults.items() if k in declared},
+                        **self._parameters,
                     },
-                    network_parameters=NETWORK_PARAMETERS,
+                    parameter_secrets={
+                        name: value
+                        for name, value in secrets.items()
+                        if name in declared or name == DATABASE_SECRET_PARAMETER
+                    },
+                    network_parameters={
+                        k: v for k, v in NETWORK_PARAMETERS.items() if k in declared
+                    },
                     task_environment={"PG_BIN_DIR": tools} if tools else None,
                     secret_values={TOKEN_SECRET_LOGICAL_ID: self.signing_key},
                     environment=self._environment,

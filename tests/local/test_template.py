@@ -27,7 +27,11 @@ UNRESOLVED = re.compile(r"\$\{|'Ref'|'Fn::")
 
 @pytest.fixture(scope="module")
 def real_template() -> SamTemplate:
-    return resolve_template(DEFAULT_TEMPLATE_PATH, {"DatabaseSecretArn": DATABASE_SECRET})
+    # With a backup image, so the backup resources (conditional on it) are there too.
+    return resolve_template(
+        DEFAULT_TEMPLATE_PATH,
+        {"DatabaseSecretArn": DATABASE_SECRET, "BackupImageUri": "repo/backup:1"},
+    )
 
 
 def test_every_function_of_the_real_template_gets_a_plain_string_environment(
@@ -73,17 +77,26 @@ def test_every_state_machine_substitution_resolves_to_a_function_of_the_template
 ) -> None:
     # Given the state machines and their DefinitionSubstitutions
     function_arns = {function.arn for function in real_template.functions}
-    assert real_template.state_machines
+    assert {m.logical_id for m in real_template.state_machines} == {
+        "ExportStateMachine",
+        "BackupStateMachine",
+    }
     for machine in real_template.state_machines:
         # When the ASL definition is read with its substitutions
         definition = machine.definition()
 
-        # Then no placeholder is left and every Task resource is one of our functions
+        # Then no placeholder is left, every function substitution is one of our functions and
+        # every Task runs one of them or a service integration (the backup's ECS task)
         text = json.dumps(definition)
         assert "${" not in text
-        assert set(machine.substitutions.values()) <= function_arns
-        resources = re.findall(r'"Resource": "([^"]+)"', text)
-        assert resources and set(resources) <= function_arns
+        named_functions = {
+            value for key, value in machine.substitutions.items() if key.endswith("FunctionArn")
+        }
+        assert named_functions and named_functions <= function_arns
+        resources = set(re.findall(r'"Resource": "([^"]+)"', text))
+        integrations = {arn for arn in resources if arn.startswith("arn:aws:states:::")}
+        assert resources - integrations and resources - integrations <= function_arns
+        assert integrations <= {"arn:aws:states:::ecs:runTask.sync"}
 
 
 def test_the_union_of_all_environments_has_no_conflicting_values(
