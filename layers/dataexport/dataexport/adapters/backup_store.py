@@ -18,7 +18,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from dataexport.adapters.dynamodb_models import bound_model, sortable_utc
+from dataexport.adapters.dynamodb_models import bound_model, parse_sortable_utc, sortable_utc
 from dataexport.adapters.page_cursor import decode_cursor, encode_cursor
 from dataexport.backup import (
     Backup,
@@ -93,10 +93,6 @@ class LockTaken:
     """What acquiring the lock found: the holder it took over from (its lease had run out)."""
 
     previous_holder: str | None
-
-
-def _parse(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
 
 
 def _condition_failed(exc: PutError | UpdateError | DeleteError) -> bool:
@@ -278,18 +274,16 @@ class BackupStore:
         return self._to_backup(item)
 
     def _to_backup(self, item: BackupItem) -> Backup:
-        created_at = _parse(item.created_at)
-        assert created_at is not None
         return Backup(
             id=item.pk,
             status=BackupStatus(item.status),
             trigger=BackupTrigger(item.trigger),
             requested_by=item.requested_by,
             options=BackupOptions.model_validate(item.options or {}),
-            created_at=created_at,
-            started_at=_parse(item.started_at),
-            finished_at=_parse(item.finished_at),
-            expires_at=_parse(item.expires_at),
+            created_at=datetime.fromisoformat(item.created_at),
+            started_at=parse_sortable_utc(item.started_at),
+            finished_at=parse_sortable_utc(item.finished_at),
+            expires_at=parse_sortable_utc(item.expires_at),
             report=DumpReport.model_validate(item.report) if item.report else None,
             error=BackupError.model_validate(item.error) if item.error else None,
             execution_arn=item.execution_arn,

@@ -30,3 +30,8 @@ def sortable_utc(value: datetime) -> str:
     """An instant as fixed-width UTC ISO text: strings that compare in time order, as
     DynamoDB range keys and conditions compare them."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_sortable_utc(value: str | None) -> datetime | None:
+    """The instant `sortable_utc` wrote (None stays None)."""
+    return None if value is None else datetime.fromisoformat(value)

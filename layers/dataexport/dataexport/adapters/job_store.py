@@ -27,7 +27,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
-from dataexport.adapters.dynamodb_models import bound_model, sortable_utc
+from dataexport.adapters.dynamodb_models import bound_model, parse_sortable_utc, sortable_utc
 from dataexport.adapters.page_cursor import decode_cursor, encode_cursor
 from dataexport.delivery import DeliveryRecord, DeliveryStatus, LinkDelivery, parse_target
 from dataexport.errors import ExportNotFound, IllegalTransition
@@ -152,10 +152,6 @@ def _owner_key(org_id: str, owner_id: str) -> str:
 
 def _timestamp(value: datetime | None) -> str | None:
     return None if value is None else sortable_utc(value)
-
-
-def _parse_timestamp(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
 
 
 @dataclass(frozen=True)
@@ -498,9 +494,9 @@ class JobStore:
                 else DeliveryRecord(status=DeliveryStatus.NOT_REQUIRED)
             ),
             created_at=datetime.fromisoformat(item.created_at),
-            started_at=_parse_timestamp(item.started_at),
-            completed_at=_parse_timestamp(item.completed_at),
-            expires_at=_parse_timestamp(item.expires_at),
+            started_at=parse_sortable_utc(item.started_at),
+            completed_at=parse_sortable_utc(item.completed_at),
+            expires_at=parse_sortable_utc(item.expires_at),
         )
 
 
