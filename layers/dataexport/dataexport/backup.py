@@ -23,6 +23,15 @@ BACKUP_PREFIX = "backups/"
 # schema-qualified, with pg_dump's `*` wildcard. No quotes, spaces or other pattern syntax.
 NAME_PATTERN = re.compile(r"^[A-Za-z_*][A-Za-z0-9_$*]{0,62}(\.[A-Za-z_*][A-Za-z0-9_$*]{0,62})?$")
 MAX_NAMES = 100
+# What the API shows of the task's report (null until there is one).
+REPORT_FIELDS_SHOWN = (
+    "size_bytes",
+    "sha256",
+    "toc_entries",
+    "table_data_entries",
+    "server_version",
+    "pg_dump_version",
+)
 
 
 class BackupStatus(StrEnum):
@@ -130,7 +139,6 @@ class Backup(BaseModel):
 
     def view(self) -> dict[str, Any]:
         """The backup as the API shows it."""
-        report = self.report
         return {
             "id": self.id,
             "status": self.status.value,
@@ -138,16 +146,11 @@ class Backup(BaseModel):
             "requested_by": self.requested_by,
             "options": self.options.model_dump(),
             "created_at": utc_text(self.created_at),
-            "finished_at": utc_text(self.finished_at) if self.finished_at else None,
-            "expires_at": utc_text(self.expires_at) if self.expires_at else None,
+            "finished_at": utc_text(self.finished_at),
+            "expires_at": utc_text(self.expires_at),
             "duration_seconds": self.duration_seconds,
-            "size_bytes": report.size_bytes if report else None,
-            "sha256": report.sha256 if report else None,
-            "verified": report.verified if report else False,
-            "toc_entries": report.toc_entries if report else None,
-            "table_data_entries": report.table_data_entries if report else None,
-            "server_version": report.server_version if report else None,
-            "pg_dump_version": report.pg_dump_version if report else None,
+            **{name: getattr(self.report, name, None) for name in REPORT_FIELDS_SHOWN},
+            "verified": self.report is not None and self.report.verified,
             "error": self.error.model_dump() if self.error else None,
         }
 

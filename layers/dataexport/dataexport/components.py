@@ -5,6 +5,7 @@ Each Lambda process builds its clients and reads the catalog once, on first use.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from functools import cache
 
@@ -104,23 +105,22 @@ def backup_services(
 ) -> BackupServices:
     """Backups as each of their functions sees them: the API starts executions, the steps
     audit, the task only writes its own record."""
-    audit = (
-        AuditTrail(config.audit_table_name, config.aws_region)
-        if isinstance(config, BackupApiConfig | BackupStepsConfig)
-        else None
-    )
-    return BackupServices(
+    services = BackupServices(
         store=BackupStore(config.backups_table_name, config.aws_region),
         objects=ObjectStore(config.exports_bucket_name, config.aws_region),
         lock_lease=timedelta(seconds=config.backup_lock_lease_seconds),
         retention_days=config.backup_retention_days,
-        audit=audit,
-        workflow=(
-            ExportWorkflow(config.backup_state_machine_arn, config.aws_region, "backup_id")
-            if isinstance(config, BackupApiConfig) and config.backup_state_machine_arn
-            else None
-        ),
-        download_url_ttl_seconds=getattr(config, "download_url_ttl_seconds", 300),
+    )
+    if isinstance(config, BackupTaskConfig):
+        return services
+    audited = replace(services, audit=AuditTrail(config.audit_table_name, config.aws_region))
+    if isinstance(config, BackupStepsConfig):
+        return audited
+    arn = config.backup_state_machine_arn
+    return replace(
+        audited,
+        workflow=ExportWorkflow(arn, config.aws_region, "backup_id") if arn else None,
+        download_url_ttl_seconds=config.download_url_ttl_seconds,
     )
 
 

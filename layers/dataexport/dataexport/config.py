@@ -278,6 +278,10 @@ class BackupApiConfig(BackupTableConfig, AuditTableConfig):
     backup_state_machine_arn: str | None = Field(
         default=None, validation_alias="BACKUP_STATE_MACHINE_ARN", min_length=1
     )
+    # Presigned links the API issues: exports' downloads and backups'.
+    download_url_ttl_seconds: int = Field(
+        default=300, ge=30, le=3600, validation_alias="DOWNLOAD_URL_TTL_SECONDS"
+    )
 
 
 class BackupTaskConfig(BackupTableConfig):
@@ -305,9 +309,6 @@ class ApiConfig(
 
     statement_timeout_seconds: int = Field(
         default=10, ge=1, le=25, validation_alias="PREVIEW_STATEMENT_TIMEOUT_SECONDS"
-    )
-    download_url_ttl_seconds: int = Field(
-        default=300, ge=30, le=3600, validation_alias="DOWNLOAD_URL_TTL_SECONDS"
     )
     idempotency_table_name: str = Field(validation_alias="IDEMPOTENCY_TABLE_NAME", min_length=1)
 

@@ -295,15 +295,16 @@ def fail(services: BackupServices, backup_id: str, error_name: str, cause: str |
     """The Catch path: mark the backup failed with a safe message (the task's own, when it
     reported one), delete any archive it left, and release the lock. Safe to run twice."""
     backup = services.store.get(backup_id)
-    if backup.status is BackupStatus.RUNNING:
-        error = backup.error or failure_error(error_name, cause)
-        _mark_failed(services, backup_id, error)
-    else:
+    if backup.status is not BackupStatus.RUNNING:
         services.store.release_lock(backup_id)
-    return services.store.get(backup_id)
+        return backup
+    error = backup.error or failure_error(error_name, cause)
+    # None: it finished meanwhile (another attempt of this step); read how.
+    return _mark_failed(services, backup_id, error) or services.store.get(backup_id)
 
 
-def _mark_failed(services: BackupServices, backup_id: str, error: BackupError) -> None:
+def _mark_failed(services: BackupServices, backup_id: str, error: BackupError) -> Backup | None:
+    """The backup failed (None if it had already finished), its archive gone, its lock free."""
     failed = services.store.fail(backup_id, error, services.clock())
     # Nothing half-written stays: an archive only exists for a completed backup.
     services.objects.delete(backup_key(backup_id))
@@ -311,6 +312,7 @@ def _mark_failed(services: BackupServices, backup_id: str, error: BackupError) -
         _audit(services, AuditEventType.BACKUP_FAILED, failed, error.model_dump())
         logger.warning("Backup failed", extra={"backup_id": backup_id, "code": error.code})
     services.store.release_lock(backup_id)
+    return failed
 
 
 def task_exit_code(task: Mapping[str, Any]) -> int | None:
@@ -449,9 +451,10 @@ def run_backup_task(
         logger.warning("Backup is not running", extra={"backup_id": backup_id})
         return 1
     key = backup_key(backup_id)
+    lease = LeaseKeeper(services, backup_id)
     try:
         with (
-            LeaseKeeper(services, backup_id) as lease,
+            lease,
             services.objects.open_sink(
                 key,
                 BACKUP_CONTENT_TYPE,
@@ -465,8 +468,8 @@ def run_backup_task(
                 raise BackupLockLost(f"Backup {backup_id} lost its lock while dumping.")
             stored = sink.complete()
     except DumpFailed as exc:
-        error = LOCK_LOST if services.store.lock_holder(services.clock()) != backup_id else None
-        return _task_failed(services, backup_id, error or exc.backup_error())
+        # Stopped because another backup took the lock: say that, not "stopped".
+        return _task_failed(services, backup_id, LOCK_LOST if lease.lost else exc.backup_error())
     except BackupLockLost:
         return _task_failed(services, backup_id, LOCK_LOST)
     report = DumpReport(
