@@ -518,11 +518,7 @@ class LocalAws:
         self._environment.remove(*_CLEARED_VARIABLES)
         self._environment.set(
             {
-                "AWS_ENDPOINT_URL": self.endpoint_url,
-                "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
-                "AWS_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY,
-                "AWS_DEFAULT_REGION": REGION,
-                "AWS_REGION": REGION,
+                **self._client_environment(),
                 # moto's Step Functions interpreter calls Lambda at localhost:$MOTO_PORT.
                 "MOTO_PORT": str(port),
                 # moto keeps each object in a spooled temporary file; by default anything over
@@ -636,16 +632,19 @@ class LocalAws:
             raise LocalAwsError(f"Unknown network parameter kind(s): {', '.join(unknown)}")
         return {name: ids[kind] for name, kind in wanted.items()}
 
-    def _task_process_environment(self) -> dict[str, str]:
-        """What an ECS task process gets besides its container's environment: this moto."""
+    def _client_environment(self) -> dict[str, str]:
+        """What sends an AWS client, in this process or a task's, to this moto."""
         return {
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
             "AWS_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
-            **self._task_environment,
         }
+
+    def _task_process_environment(self) -> dict[str, str]:
+        """What an ECS task process gets besides its container's environment."""
+        return {**self._client_environment(), **self._task_environment}
 
     def _create_clock_events(self, template: SamTemplate, role_arn: str) -> None:
         """The Schedule events of functions and state machines as EventBridge rules, the

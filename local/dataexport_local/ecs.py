@@ -129,12 +129,17 @@ class LocalTasks:
             process.wait()
 
     # ------------------------------------------------------------------ moto's tasks
-    def _start(self, task: Any) -> None:
+    def _spec_for(self, task: Any) -> TaskDefinitionSpec | None:
+        # arn:...:task-definition/<family>:<revision>
         family = str(task.task_definition_arn).rsplit("/", 1)[-1].rsplit(":", 1)[0]
-        spec = self._specs.get(family)
+        return self._specs.get(family)
+
+    def _start(self, task: Any) -> None:
+        spec = self._spec_for(task)
+        definition = str(task.task_definition_arn).rsplit("/", 1)[-1]
         if spec is None or spec.entry_point is None:
             self._stopped_without_running(
-                task, f"CannotStartContainerError: {family} has no local EntryPoint"
+                task, f"CannotStartContainerError: {definition} has no local EntryPoint"
             )
             return
         container = spec.container()
@@ -151,7 +156,7 @@ class LocalTasks:
             self._processes[task.task_arn] = process
         task.last_status = "RUNNING"
         task.containers[0].last_status = "RUNNING"
-        logger.info("Started task %s (%s) as process %s", task.id, family, process.pid)
+        logger.info("Started task %s (%s) as process %s", task.id, definition, process.pid)
 
     def _refresh(self, task: Any) -> None:
         with self._lock:
@@ -177,12 +182,9 @@ class LocalTasks:
             process = self._processes.get(task.task_arn)
         if process is None or process.poll() is not None:
             return
-        spec = self._specs.get(str(task.task_definition_arn).rsplit("/", 1)[-1].rsplit(":", 1)[0])
-        timeout = (
-            int(spec.container().get("StopTimeout", DEFAULT_STOP_TIMEOUT_SECONDS))
-            if spec
-            else DEFAULT_STOP_TIMEOUT_SECONDS
-        )
+        spec = self._spec_for(task)
+        assert spec is not None, "only tasks of a known definition have a process"
+        timeout = int(spec.container().get("StopTimeout", DEFAULT_STOP_TIMEOUT_SECONDS))
         process.terminate()
         threading.Thread(
             target=_kill_after, args=(process, timeout), name=f"stop-{task.id}", daemon=True

@@ -149,28 +149,25 @@ class LocalRuntime:
             if self._seed_rows is not None:
                 self.seeded_rows = seed_demo_data(database, self._seed_rows)
             declared = set(read_template_document(self._template_path).get("Parameters") or {})
+
+            def declared_only(values: Mapping[str, str]) -> dict[str, str]:
+                # A smaller template (the tests' stub) has no backups, nor their parameters.
+                return {name: value for name, value in values.items() if name in declared}
+
             secrets = {
                 DATABASE_SECRET_PARAMETER: json.dumps(database.reader_settings.as_secret()),
                 BACKUP_SECRET_PARAMETER: json.dumps(database.admin_settings.as_secret()),
             }
-            defaults = {"BackupImageUri": LOCAL_BACKUP_IMAGE}
             tools = client_tools_dir()
             self._aws = self._stack.enter_context(
                 LocalAws(
                     self._template_path,
-                    # Only what the template declares (a smaller template has no backups).
                     parameters={
-                        **{k: v for k, v in defaults.items() if k in declared},
+                        **declared_only({"BackupImageUri": LOCAL_BACKUP_IMAGE}),
                         **self._parameters,
                     },
-                    parameter_secrets={
-                        name: value
-                        for name, value in secrets.items()
-                        if name in declared or name == DATABASE_SECRET_PARAMETER
-                    },
-                    network_parameters={
-                        k: v for k, v in NETWORK_PARAMETERS.items() if k in declared
-                    },
+                    parameter_secrets=declared_only(secrets),
+                    network_parameters=declared_only(NETWORK_PARAMETERS),
                     task_environment={"PG_BIN_DIR": tools} if tools else None,
                     secret_values={TOKEN_SECRET_LOGICAL_ID: self.signing_key},
                     environment=self._environment,
