@@ -20,6 +20,12 @@ from typing import Any, Final
 
 import yaml
 
+from dataexport_local.state_machine_definition import (
+    DefinitionError,
+    check_state_names,
+    refuse_anchors,
+)
+
 ACCOUNT_ID: Final = "123456789012"
 REGION: Final = "us-east-1"
 PARTITION: Final = "aws"
@@ -620,6 +626,10 @@ class StateMachineSpec:
             raw = dict(self.inline_definition)
         else:
             raise TemplateError(f"{self.logical_id} has neither DefinitionUri nor Definition")
+        try:
+            check_state_names(raw, self.logical_id)
+        except DefinitionError as exc:
+            raise TemplateError(str(exc)) from exc
         substituted = _substitute_placeholders(raw, self.substitutions, self.logical_id)
         if not isinstance(substituted, dict):
             raise TemplateError(f"The definition of {self.logical_id} is not a mapping")
@@ -734,10 +744,13 @@ def _api_route(event: FunctionEvent, api: ApiSpec) -> ApiRoute | None:
 
 
 def read_template_document_like(path: Path) -> dict[str, Any]:
-    """A YAML or JSON data file (e.g. an ASL definition), CloudFormation tags allowed."""
+    """A YAML or JSON data file uploaded as written (an ASL definition): CloudFormation tags
+    allowed, anchors and aliases refused, as the service that receives it would."""
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_CloudFormationLoader)  # noqa: S506 - a SafeLoader subclass
-    except (OSError, yaml.YAMLError) as exc:
+        text = path.read_text(encoding="utf-8")
+        refuse_anchors(_CloudFormationLoader(text), str(path))
+        data = yaml.load(text, Loader=_CloudFormationLoader)  # noqa: S506 - a SafeLoader subclass
+    except (OSError, yaml.YAMLError, DefinitionError) as exc:
         raise TemplateError(f"Cannot read {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise TemplateError(f"{path} does not hold a mapping")
