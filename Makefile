@@ -10,6 +10,9 @@ MAKEFLAGS += --no-builtin-rules
 # Python 3.11 is the Lambda runtime; prefer an explicit python3.11, else python3 (checked below).
 PYTHON ?= $(firstword $(shell command -v python3.11 python3 2>/dev/null))
 PORT ?= 3000
+# Test files run in this many worker processes, each with its own embedded PostgreSQL; one on a
+# shared DATABASE_URL server, where tests would drop and fill the same tables.
+PYTEST_WORKERS ?= $(if $(DATABASE_URL),1,3)
 
 VENV := .venv
 VENV_BIN := $(VENV)/bin
@@ -74,8 +77,10 @@ validate: sam ## sam validate --lint
 build: sam ## sam build (the layer is built for arm64 from PyPI wheels, no container)
 	$(SAM) build --template-file template.yaml
 
-pytest: venv ## run the test suite (benchmarks and slow tests excluded: see bench, test-slow)
-	$(VENV_BIN)/pytest --ignore=tests/bench -m "not slow"
+pytest: venv ## run the test suite in parallel, then the tests that measure the machine alone
+	$(VENV_BIN)/pytest --ignore=tests/bench -m "not slow and not serial" \
+		--numprocesses $(PYTEST_WORKERS) --dist loadfile
+	$(VENV_BIN)/pytest --ignore=tests/bench -m "serial and not slow"
 
 test: venv sam ## everything CI checks: lint, types, template, build, tests
 	$(MAKE) --no-print-directory lint

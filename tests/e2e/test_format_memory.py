@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from dataexport import components
 from dataexport.config import FormatStepConfig, read_config
 from dataexport.export_job import ExportJob, ExportStatus, new_job_id, utc_now
@@ -102,6 +104,7 @@ def peak_memory_of_format(rows: int) -> tuple[int, int]:
     return int(report["peak_bytes"]), int(report["bytes"])
 
 
+@pytest.mark.serial
 def test_ten_times_the_rows_keeps_peak_memory_flat(runtime: Any, superuser: Any) -> None:
     # Given a table with enough rows for a small and a ten times larger export
     fill_probe_table(superuser, LARGE_ROWS)
