@@ -359,3 +359,24 @@ def test_an_option_of_another_format_is_refused_at_preview_too(member: ApiClient
     answer = preview(member, format="json", options='{"line_ending": "lf"}')
     assert_refused(answer, 400, "VALIDATION_ERROR", "options.line_ending")
     assert preview(member, format="csv", options='{"line_ending": "lf"}').status == 200
+
+
+@pytest.mark.parametrize("length", ["abc", "-5", "1e3"])
+def test_a_body_length_the_gateway_cannot_use_is_a_400_in_the_error_shape(
+    member: ApiClient, length: str
+) -> None:
+    url = urllib.parse.urlsplit(member.base_url)
+    connection = http.client.HTTPConnection(url.netloc, timeout=30)
+    try:
+        connection.putrequest("POST", "/v1/exports", skip_accept_encoding=True)
+        connection.putheader("Authorization", f"Bearer {member.token}")
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Content-Length", length)
+        connection.endheaders()
+        response = connection.getresponse()
+        error = json.loads(response.read())
+    finally:
+        connection.close()
+    assert response.status == 400
+    assert error.keys() == {"error_code", "message", "detail"}
+    assert error["error_code"] == "BAD_REQUEST_BODY"
