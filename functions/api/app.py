@@ -16,9 +16,10 @@ from dataexport.api import (
     schedules_routes,
     webhook_routes,
 )
-from dataexport.api.error_responses import register_error_handlers
+from dataexport.api.error_responses import proxy_error_response, register_error_handlers
 from dataexport.api.idempotency import idempotency_config
-from dataexport.api.request_limits import limit_request_size
+from dataexport.api.request_limits import check_request_body
+from dataexport.errors import DataExportError
 
 logger = Logger()
 tracer = Tracer()
@@ -31,7 +32,6 @@ API_DESCRIPTION = (
 )
 
 app = APIGatewayRestResolver(enable_validation=True)
-app.use(middlewares=[limit_request_size])
 app.include_router(exports_routes.router)
 app.include_router(datasets_routes.router)
 app.include_router(audit_routes.router)
@@ -61,4 +61,8 @@ def openapi_document() -> Response[str]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Lets an Idempotency-Key whose request timed out be retried once the invocation is over.
     idempotency_config().register_lambda_context(context)
+    try:
+        check_request_body(event)
+    except DataExportError as refusal:
+        return proxy_error_response(refusal)
     return app.resolve(event, context)

@@ -46,6 +46,7 @@ LOCALHOST: Final = "127.0.0.1"
 MAX_REQUEST_BYTES: Final = 10 * 1024 * 1024
 INTEGRATION_TIMEOUT_SECONDS: Final = 29
 UNAUTHORIZED_MESSAGE: Final = "Unauthorized"
+HTTP_METHODS: Final = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 # API Gateway's own status and body for each gateway response type it uses here.
 _DEFAULT_RESPONSES: Final[dict[str, tuple[int, str | None, str]]] = {
@@ -61,6 +62,9 @@ _DEFAULT_RESPONSES: Final[dict[str, tuple[int, str | None, str]]] = {
         "AccessDeniedException",
     ),
     "REQUEST_TOO_LARGE": (413, "Request Too Long", "RequestTooLongException"),
+    "BAD_REQUEST_BODY": (400, "Invalid request body", "BadRequestException"),
+    # API Gateway takes only the methods below; any other is refused before routing.
+    "METHOD_NOT_ALLOWED": (405, "Method Not Allowed", "MethodNotAllowedException"),
     "AUTHORIZER_FAILURE": (500, None, "AuthorizerFailureException"),
     "AUTHORIZER_CONFIGURATION_ERROR": (500, None, "AuthorizerConfigurationException"),
     "INTEGRATION_FAILURE": (502, "Internal server error", "InternalServerErrorException"),
@@ -491,7 +495,7 @@ class LocalApiGateway:
                 iter(spec.templates.values()), None
             )
             body = (
-                _render_template(template, request_id, default_message)
+                _render_template(template, kind, request_id, default_message)
                 if template is not None
                 else json.dumps({"message": default_message})
             )
@@ -499,12 +503,13 @@ class LocalApiGateway:
         return HttpAnswer(status, headers, body.encode())
 
 
-def _render_template(template: str, request_id: str, message: str | None) -> str:
+def _render_template(template: str, kind: str, request_id: str, message: str | None) -> str:
     """The few `$context` variables a gateway response template commonly uses."""
     return (
         template.replace("$context.requestId", request_id)
         .replace("$context.error.messageString", json.dumps(message))
         .replace("$context.error.message", message or "")
+        .replace("$context.error.responseType", kind)
     )
 
 
@@ -567,13 +572,30 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
     def do_OPTIONS(self) -> None:
         self._answer()
 
+    def __getattr__(self, name: str) -> Any:
+        # http.server answers a method without a do_ handler with an HTML 501; API Gateway
+        # refuses a method it does not take (TRACE, PROPFIND, QUERY...) with a 4xx of its own.
+        if name.startswith("do_"):
+            return self._answer
+        raise AttributeError(name)
+
     def _answer(self) -> None:
         started = time.monotonic()
         gateway = self.server.gateway
-        body = self._read_body(gateway.max_request_bytes)
         headers = [(str(name), str(value)) for name, value in self.headers.items()]
+        body: bytes | None = None  # None: left unread, so the connection cannot be reused
         try:
-            answer = gateway.handle(self.command, self.path, headers, body, self.client_address[0])
+            length = self._body_length()
+            if self.command not in HTTP_METHODS:
+                answer = gateway.gateway_response("METHOD_NOT_ALLOWED", str(uuid.uuid4()))
+                answer.headers.append(("Allow", ", ".join(HTTP_METHODS)))
+            elif length is None:
+                answer = gateway.gateway_response("BAD_REQUEST_BODY", str(uuid.uuid4()))
+            else:
+                body = self._read_body(length, gateway.max_request_bytes)
+                answer = gateway.handle(
+                    self.command, self.path, headers, body, self.client_address[0]
+                )
         except Exception:
             logger.exception(
                 "The local API Gateway failed on %s %s", self.command, urlsplit(self.path).path
@@ -598,9 +620,15 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
             (time.monotonic() - started) * 1000,
         )
 
-    def _read_body(self, limit: int) -> bytes | None:
+    def _body_length(self) -> int | None:
+        """Content-Length; None when it is not a whole number or the body is chunked."""
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        if not declared.isdigit() or "chunked" in self.headers.get("Transfer-Encoding", ""):
+            return None
+        return int(declared)
+
+    def _read_body(self, length: int, limit: int) -> bytes | None:
         """The request body, or None when it is larger than `limit` (left unread)."""
-        length = int(self.headers.get("Content-Length") or 0)
         if length > limit:
             return None
         return self.rfile.read(length) if length else b""

@@ -174,9 +174,9 @@ def test_filters_by_type_actor_and_time(
         ("type=NOT_A_TYPE", 400, "VALIDATION_ERROR", "type"),
         ("from=2026-02-02T00:00:00Z&to=2026-02-01T00:00:00Z", 400, "INVALID_DATE_RANGE", "from"),
         ("from=2026-02-01T00:00:00Z&to=2026-02-01T00:00:00Z", 400, "INVALID_DATE_RANGE", "from"),
-        ("from=yesterday", 422, "VALIDATION_ERROR", "from"),
-        ("limit=0", 422, "VALIDATION_ERROR", "limit"),
-        ("limit=201", 422, "VALIDATION_ERROR", "limit"),
+        ("from=yesterday", 400, "VALIDATION_ERROR", "from"),
+        ("limit=0", 400, "VALIDATION_ERROR", "limit"),
+        ("limit=201", 400, "VALIDATION_ERROR", "limit"),
         ("cursor=not-a-cursor", 400, "VALIDATION_ERROR", "cursor"),
     ],
 )

@@ -105,6 +105,7 @@ def test_a_repeated_idempotency_key_returns_the_same_job(runtime: Any) -> None:
     assert first.status == 202
     assert again.status == 200 and again.json()["id"] == first.json()["id"]
     assert other_body.status == 422
+    assert other_body.json()["error_code"] == "IDEMPOTENCY_KEY_REUSED"
     assert other_body.json()["detail"]["field"] == "Idempotency-Key"
     # another user's identical key is theirs alone
     stranger = ApiClient(runtime.api_url, runtime.token("idem_other", "org_acme", "member"))

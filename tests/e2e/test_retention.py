@@ -196,9 +196,9 @@ def test_admins_replace_and_read_their_tenants_retention_policies(runtime: Local
             400,
             "policies[1].dataset",
         ),
-        ([{"dataset": "usage_logs", "retention_days": 0}], 422, "policies[0].retention_days"),
-        ([{"dataset": "usage_logs", "retention_days": 3651}], 422, "policies[0].retention_days"),
-        ([{"dataset": "usage_logs"}], 422, "policies[0].retention_days"),
+        ([{"dataset": "usage_logs", "retention_days": 0}], 400, "policies[0].retention_days"),
+        ([{"dataset": "usage_logs", "retention_days": 3651}], 400, "policies[0].retention_days"),
+        ([{"dataset": "usage_logs"}], 400, "policies[0].retention_days"),
     ],
 )
 def test_a_bad_policy_update_names_its_field_and_writes_nothing(

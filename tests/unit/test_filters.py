@@ -264,3 +264,39 @@ def test_a_dataset_may_cap_the_span() -> None:
 def test_an_aware_datetime_is_accepted_as_is() -> None:
     moment = datetime(2026, 3, 1, 12, tzinfo=timezone(timedelta(hours=2)))
     assert one("at", "eq", moment).value == moment
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("1e131072", "too large"),
+        ("-1e200000", "too large"),
+        ("1e-16384", "decimal places"),
+    ],
+)
+def test_decimals_postgresql_cannot_hold_are_refused(value: str, message: str) -> None:
+    with pytest.raises(InvalidRequest, match=message) as refused:
+        one("amount", "gte", value)
+    assert refused.value.field == "filters[0].value"
+
+
+def test_decimals_at_postgresqls_limits_are_kept() -> None:
+    assert one("amount", "gte", "1e131071").value == Decimal("1e131071")
+    assert one("amount", "gte", "1e-16383").value == Decimal("1e-16383")
+
+
+@pytest.mark.parametrize(
+    ("key", "bound"),
+    [("start", "0001-01-01T00:00:00+05:00"), ("end", "9999-12-31T23:59:59-05:00")],
+)
+def test_time_range_instants_outside_years_1_to_9999_are_refused(key: str, bound: str) -> None:
+    raw = {"start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z", key: bound}
+    with pytest.raises(InvalidRequest, match="years 1 to 9999") as refused:
+        parse_time_window(raw, make_dataset())
+    assert refused.value.field == f"time_range.{key}"
+
+
+def test_timestamp_filter_values_outside_years_1_to_9999_are_refused() -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        one("at", "gte", "0001-01-01T00:00:00+00:01")
+    assert refused.value.field == "filters[0].value"

@@ -42,14 +42,42 @@ class InvalidDateRange(InvalidRequest):
 
 
 class IdempotencyKeyReused(InvalidRequest):
-    """An Idempotency-Key sent again with a different request body."""
+    """An Idempotency-Key sent again with a different request body: the one 422."""
 
+    error_code = "IDEMPOTENCY_KEY_REUSED"
     http_status = 422
 
     def __init__(self) -> None:
         super().__init__(
             "Idempotency-Key",
             "This Idempotency-Key was already used with a different request body.",
+        )
+
+
+class RequestTooLarge(DataExportError):
+    """A request body over the size every route accepts; refused before it is read."""
+
+    error_code = "REQUEST_TOO_LARGE"
+    http_status = 413
+
+    def __init__(self, size: int, max_bytes: int) -> None:
+        super().__init__(
+            f"The request body is {size} bytes; at most {max_bytes} are accepted.",
+            {"field": "body", "max_bytes": max_bytes},
+        )
+
+
+class UnsupportedMediaType(DataExportError):
+    """A request body that is not JSON (by its Content-Type)."""
+
+    error_code = "UNSUPPORTED_MEDIA_TYPE"
+    http_status = 415
+
+    def __init__(self, content_type: str | None) -> None:
+        sent = f"Content-Type {content_type!r}" if content_type else "no Content-Type"
+        super().__init__(
+            f"A request body must be JSON with Content-Type application/json; this one has {sent}.",
+            {"field": "Content-Type"},
         )
 
 

@@ -475,6 +475,19 @@ def _check_container_format(writer: type[FormatWriter], request: ExportRequest) 
         )
 
 
+def _check_format_options(writer: type[FormatWriter], options: ExportOptionsInput) -> None:
+    """An option the format does not use is refused, not stored and ignored (GET /v1/formats
+    lists each format's options). Checked when a request is made: a stored request holds every
+    option with its default."""
+    for name in sorted(options.model_fields_set):
+        if name not in writer.request_options():
+            taken = ", ".join(writer.request_options())
+            raise InvalidRequest(
+                f"options.{name}",
+                f"{writer.name} exports take no option {name!r}; their options are {taken}.",
+            )
+
+
 def resolve_export(
     request: ExportRequest,
     catalog: Catalog,
@@ -527,6 +540,8 @@ def resolve_export(
     )
     writer = get_format(request.format) if summary is None else _summary_writer(request)
     _check_container_format(writer, request)
+    if caller is not None:
+        _check_format_options(get_format(request.format), request.options)
     filters = parse_filters([item.model_dump() for item in request.filters], dataset)
     check_filters(dataset, filters, profile)
     nesting = resolve_nesting(

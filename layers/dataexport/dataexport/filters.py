@@ -14,8 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
+
+from pydantic import AfterValidator
 
 from dataexport.catalog.model import ColumnType, Dataset, FilterOperator
 from dataexport.errors import InvalidDateRange, InvalidRequest
@@ -26,6 +28,9 @@ MAX_STRING_VALUE_CHARS = 4096
 # PostgreSQL bigint: a larger literal would fail in the database instead of here.
 MIN_INTEGER = -(2**63)
 MAX_INTEGER = 2**63 - 1
+# PostgreSQL numeric: digits before and after the decimal point (larger fails in the database).
+MAX_NUMERIC_INTEGER_DIGITS = 131_072
+MAX_NUMERIC_FRACTION_DIGITS = 16_383
 _INTEGER_TEXT = re.compile(r"^[+-]?\d{1,20}$")
 
 LIST_OPERATORS = frozenset({FilterOperator.IN, FilterOperator.NOT_IN})
@@ -75,7 +80,25 @@ def parse_aware_datetime(raw: Any, field: str) -> datetime:
         raise InvalidRequest(
             field, f"{field} must include a UTC offset or Z, e.g. 2026-03-01T00:00:00+01:00."
         )
-    return value.astimezone(UTC)
+    try:
+        return in_utc_range(value)
+    except ValueError as exc:
+        raise InvalidRequest(field, f"{field}: {exc}") from None
+
+
+def in_utc_range(value: datetime) -> datetime:
+    """An aware `value` in UTC (a naive one unchanged); ValueError when that instant falls
+    outside the years 1 to 9999 (`0001-01-01T00:00:00+05:00` is in year 0 in UTC)."""
+    if value.tzinfo is None:
+        return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the instant falls outside the years 1 to 9999 in UTC") from None
+
+
+# A query parameter's timestamp, refused (400 naming the parameter) outside years 1 to 9999.
+UtcTimestamp = Annotated[datetime, AfterValidator(in_utc_range)]
 
 
 def _as_string(raw: Any, field: str) -> str:
@@ -121,6 +144,12 @@ def _as_decimal(raw: Any, field: str) -> Decimal:
         raise InvalidRequest(field, f"{field} must be a number.") from None
     if not value.is_finite():
         raise InvalidRequest(field, f"{field} must be a finite number.")
+    if value.adjusted() >= MAX_NUMERIC_INTEGER_DIGITS:
+        raise InvalidRequest(field, f"{field} is too large for a decimal column.")
+    if -int(value.as_tuple().exponent) > MAX_NUMERIC_FRACTION_DIGITS:
+        raise InvalidRequest(
+            field, f"{field} has more than {MAX_NUMERIC_FRACTION_DIGITS} decimal places."
+        )
     return value
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from functools import cache
 from typing import Annotated, Any
 
@@ -14,8 +13,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from dataexport import components
 from dataexport.adapters.audit_store import AuditTrail
 from dataexport.api.exports_routes import current_caller
+from dataexport.api.page_cursors import opened_cursor, sealed_cursor
 from dataexport.audit import AuditEvent
 from dataexport.config import AuditTableConfig, cached_config
+from dataexport.filters import UtcTimestamp
 from dataexport.services import audit_events
 from dataexport.services.audit_events import AuditQuery
 
@@ -52,12 +53,16 @@ def list_audit_events(
     ] = None,
     actor: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
     start: Annotated[
-        datetime | None, Query(alias="from", description="ISO 8601, inclusive")
+        UtcTimestamp | None, Query(alias="from", description="ISO 8601, inclusive")
     ] = None,
-    end: Annotated[datetime | None, Query(alias="to", description="ISO 8601, exclusive")] = None,
+    end: Annotated[
+        UtcTimestamp | None, Query(alias="to", description="ISO 8601, exclusive")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response[str]:
+    caller = current_caller()
+    scope = ("audit-events", caller.org_id, caller.user_id, org or "")
     query = AuditQuery(
         org=org,
         types=tuple(type or ()),
@@ -65,11 +70,14 @@ def list_audit_events(
         start=start,
         end=end,
         limit=limit,
-        cursor=cursor,
+        cursor=opened_cursor(cursor, scope),
     )
-    page = audit_events.list_audit_events(current_caller(), query, audit_trail())
+    page = audit_events.list_audit_events(caller, query, audit_trail())
     return _json(
-        {"items": [event_view(event) for event in page.events], "next_cursor": page.next_cursor}
+        {
+            "items": [event_view(event) for event in page.events],
+            "next_cursor": sealed_cursor(page.next_cursor, scope),
+        }
     )
 
 

@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from dataexport import components
 from dataexport.api.exports_routes import current_caller, json_response, request_origin
+from dataexport.api.page_cursors import opened_cursor, sealed_cursor
 from dataexport.backup import BACKUP_ID_PATTERN, BackupOptions
 from dataexport.config import ApiConfig, cached_config
 from dataexport.services import backups
@@ -44,10 +45,15 @@ def list_backups(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response[str]:
-    page = backups.list_backups(current_caller(), backup_services(), limit, cursor)
+    caller = current_caller()
+    scope = ("backups", caller.user_id)
+    page = backups.list_backups(caller, backup_services(), limit, opened_cursor(cursor, scope))
     return json_response(
         200,
-        {"items": [backup.view() for backup in page.backups], "next_cursor": page.next_cursor},
+        {
+            "items": [backup.view() for backup in page.backups],
+            "next_cursor": sealed_cursor(page.next_cursor, scope),
+        },
     )
 
 

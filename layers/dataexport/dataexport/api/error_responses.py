@@ -15,9 +15,15 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from dataexport.errors import DataExportError
+from dataexport.errors import DataExportError, InvalidRequest
+from dataexport.field_path import field_path
 
 logger = Logger(child=True)
+
+
+def _error_body(error_code: str, message: str, detail: dict[str, Any] | None) -> str:
+    body = {"error_code": error_code, "message": message, "detail": detail or {}}
+    return json.dumps(body, default=str)
 
 
 def error_response(
@@ -27,22 +33,28 @@ def error_response(
     detail: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[str]:
-    body = {"error_code": error_code, "message": message, "detail": detail or {}}
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(body, default=str),
+        body=_error_body(error_code, message, detail),
         headers=headers,
     )
 
 
+def proxy_error_response(error: DataExportError) -> dict[str, Any]:
+    """The proxy integration answer of a request refused before routing (see request_limits)."""
+    return {
+        "statusCode": error.http_status,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON, **error.headers},
+        "body": _error_body(error.error_code, error.message, error.detail),
+        "isBase64Encoded": False,
+    }
+
+
 def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
-    # ("body", "filters", 0, "op") -> "filters[0].op"; query and path parts keep their name.
+    # ("body", "filters", 0, "op") -> "filters[0].op"; query, path and header names stay whole.
     parts = [part for part in location if part not in ("body", "query", "path", "header")]
-    name = ""
-    for part in parts:
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
-    return name or "body"
+    return field_path(parts) or "body"
 
 
 def _domain_error(error: DataExportError) -> Response[str]:
@@ -55,13 +67,17 @@ def _domain_error(error: DataExportError) -> Response[str]:
 
 def _validation_error(error: RequestValidationError) -> Response[str]:
     problems = [
-        {"field": _field_name(item.get("loc", ())), "message": str(item.get("msg", ""))}
+        {
+            "field": _field_name(item.get("loc", ())),
+            "message": str(item.get("msg", "")).removeprefix("Value error, "),
+        }
         for item in error.errors()
     ]
     first = problems[0] if problems else {"field": "body", "message": "Invalid request."}
+    # The same status as every other VALIDATION_ERROR (InvalidRequest): one rule for clients.
     return error_response(
-        422,
-        "VALIDATION_ERROR",
+        InvalidRequest.http_status,
+        InvalidRequest.error_code,
         f"Invalid value for {first['field']}: {first['message']}",
         {"field": first["field"], "errors": problems},
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from functools import cache
 from typing import Annotated, Any
 
@@ -17,7 +16,9 @@ from dataexport import components
 from dataexport.adapters.audit_store import AuditTrail
 from dataexport.api.idempotency import idempotent_create
 from dataexport.api.job_view import job_view
+from dataexport.api.page_cursors import opened_cursor, sealed_cursor
 from dataexport.audit import AuditEventType
+from dataexport.client_json import load_client_json
 from dataexport.config import ApiConfig, cached_config
 from dataexport.errors import (
     DataExportError,
@@ -27,6 +28,8 @@ from dataexport.errors import (
     Unauthenticated,
 )
 from dataexport.export_request import ExportRequest, LegalHoldInput
+from dataexport.field_path import field_path
+from dataexport.filters import UtcTimestamp
 from dataexport.identity import Caller, RequestOrigin, Role
 from dataexport.services import exports
 from dataexport.services.exports import ExportServices
@@ -156,9 +159,15 @@ def list_exports(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response[str]:
-    page = exports.list_exports(tenant_user(), limit, cursor, export_services())
+    caller = tenant_user()
+    scope = ("exports", caller.org_id, caller.user_id)
+    page = exports.list_exports(caller, limit, opened_cursor(cursor, scope), export_services())
     return json_response(
-        200, {"items": [job_view(job) for job in page.jobs], "next_cursor": page.next_cursor}
+        200,
+        {
+            "items": [job_view(job) for job in page.jobs],
+            "next_cursor": sealed_cursor(page.next_cursor, scope),
+        },
     )
 
 
@@ -203,8 +212,12 @@ def preview_export(
         "privacy": [] if not privacy else [name.strip() for name in privacy.split(",")],
         "summary": summary,
     }
-    request = validated_request(body)
-    preview = exports.preview_export(tenant_user(), request, limit, export_services())
+    try:
+        request = validated_request(body)
+        preview = exports.preview_export(tenant_user(), request, limit, export_services())
+    except InvalidRequest as error:
+        _name_as_query_parameter(error)
+        raise
     return json_response(
         200,
         {
@@ -222,12 +235,14 @@ def preview_export(
 
 
 def _json_parameter(name: str, raw: str | None, default: Any) -> Any:
-    if raw is None:
-        return default
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise InvalidRequest(name, f"{name} must be JSON.") from None
+    return default if raw is None else load_client_json(raw, field=name)
+
+
+def _name_as_query_parameter(error: InvalidRequest) -> None:
+    """Preview's time range comes as `preset`, `start` and `end`: name those, not time_range."""
+    prefix = "time_range."
+    if error.field.startswith(prefix):
+        error.field = error.detail["field"] = error.field.removeprefix(prefix)
 
 
 def validated_request(body: dict[str, Any]) -> ExportRequest:
@@ -236,18 +251,19 @@ def validated_request(body: dict[str, Any]) -> ExportRequest:
         return ExportRequest.model_validate(body)
     except ValidationError as exc:
         problem = exc.errors()[0]
-        field = ".".join(str(part) for part in problem.get("loc", ())) or "request"
+        field = field_path(problem.get("loc", ())) or "body"
         raise InvalidRequest(field, f"{field}: {problem.get('msg', 'invalid')}") from None
 
 
 @router.get("/v1/exports/stats")
 def export_stats(
     start: Annotated[
-        datetime | None,
+        UtcTimestamp | None,
         Query(alias="from", description="ISO 8601, inclusive (default: 30 days ago)"),
     ] = None,
     end: Annotated[
-        datetime | None, Query(alias="to", description="ISO 8601, exclusive (default: now)")
+        UtcTimestamp | None,
+        Query(alias="to", description="ISO 8601, exclusive (default: now)"),
     ] = None,
 ) -> Response[str]:
     stats = exports.export_stats(tenant_user(), start, end, export_services())

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from dataexport.catalog.model import Dataset
 from dataexport.errors import CatalogError, DatasetNotFound
+from dataexport.field_path import field_path
 from dataexport.summary import summary_problems
 
 DATASET_FILE_SUFFIX = ".yaml"
@@ -54,18 +55,11 @@ class Catalog:
         return len(self.by_name)
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
 def _describe(error: ValidationError) -> tuple[str, list[dict[str, str]]]:
     problems = []
     for item in error.errors(include_url=False, include_input=False):
         message = str(item["msg"]).removeprefix("Value error, ")
-        problems.append({"field": _location(tuple(item["loc"])), "message": message})
+        problems.append({"field": field_path(item["loc"]), "message": message})
     text = "; ".join(
         f"{p['field']}: {p['message']}" if p["field"] else p["message"] for p in problems
     )

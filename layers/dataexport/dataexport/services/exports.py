@@ -8,7 +8,7 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -401,10 +401,15 @@ def export_stats(
 ) -> ExportStats:
     """Counts of the exports created in [start, end) (default: the last 30 days): an admin's
     whole tenant, a member's own; rows and bytes of those that completed."""
-    end = end or utc_now()
-    start = start or end - timedelta(days=DEFAULT_STATS_DAYS)
-    if start.tzinfo is None or end.tzinfo is None:
+    if (start is not None and start.tzinfo is None) or (end is not None and end.tzinfo is None):
         raise InvalidRequest("from", "from and to need a UTC offset (e.g. Z).")
+    end = end or utc_now()
+    if start is None:
+        # A `to` in the first days of year 1 has no 30 days before it: count from the first.
+        earliest = datetime.min.replace(tzinfo=UTC)
+        start = max(earliest + timedelta(days=DEFAULT_STATS_DAYS), end) - timedelta(
+            days=DEFAULT_STATS_DAYS
+        )
     if start >= end:
         raise InvalidDateRange("from", "from must be before to.")
     owner = None if caller.is_admin else caller.user_id
