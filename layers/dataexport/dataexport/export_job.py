@@ -19,6 +19,8 @@ from dataexport.delivery import (
     DeliveryTarget,
     LinkDelivery,
 )
+from dataexport.store_keys import export_prefix as job_export_prefix
+from dataexport.store_keys import staging_prefix
 
 JOB_ID_PREFIX = "exp_"
 
@@ -228,10 +230,6 @@ class ExportJob(BaseModel):
         )
 
 
-def staging_prefix(job_id: str) -> str:
-    return f"staging/{job_id}/"
-
-
 def staging_key(job_id: str, index: int, segment: int = 0, piece: int | None = None) -> str:
     key = f"{staging_prefix(job_id)}part-{index:05d}-{segment:05d}"
     return key if piece is None else f"{key}-{piece:05d}"
@@ -239,7 +237,7 @@ def staging_key(job_id: str, index: int, segment: int = 0, piece: int | None = N
 
 def export_prefix(job: ExportJob) -> str:
     """Where everything a job leaves in the bucket lives: its file, or its files and manifest."""
-    return f"exports/{job.org_id}/{job.id}/"
+    return job_export_prefix(job.org_id, job.id)
 
 
 def export_key(job: ExportJob, file_name: str | None = None) -> str:
