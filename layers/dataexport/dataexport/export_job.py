@@ -213,6 +213,10 @@ class ExportJob(BaseModel):
     def is_live(self) -> bool:
         return self.status in LIVE_STATUSES
 
+    def belongs_to(self, org_id: str, owner_id: str | None = None) -> bool:
+        """Whether the job is the tenant's (and, when `owner_id` is given, that user's)."""
+        return self.org_id == org_id and (owner_id is None or self.owner_id == owner_id)
+
     @property
     def progress_percent(self) -> int:
         """0-100: for a running job, its partitions' rows so far against the planned total
