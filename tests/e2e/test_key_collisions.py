@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from dataexport.store_keys import live_request_key
 from tests.e2e.http_client import ApiClient, HttpAnswer
 
 FIRST = ("u1", "org_fuzz#x")
@@ -117,6 +118,43 @@ def test_each_counts_against_a_rate_bucket_of_its_own(first: ApiClient, second: 
     remaining = [int(answer.headers["X-RateLimit-Remaining"]) for answer in answers]
     # Then each one's second export used one slot of its own bucket, none of the other's
     assert (remaining[0] - remaining[2], remaining[1] - remaining[3]) == (1, 1), remaining
+
+
+def test_a_record_pointing_at_anothers_job_never_answers_with_it(
+    runtime: Any, first: ApiClient, second: ApiClient
+) -> None:
+    # Given the second identity's job, live (queued), and a live-request record of the first
+    # identity pointing at it, as a key mistake would leave it
+    request = {**REQUEST, "fields": ["created_at"]}
+    theirs = second.create_export(request)["id"]
+    second.wait_for(theirs, {"completed"})
+    dynamodb = runtime.boto3_client("dynamodb")
+    tables = {table.logical_id: table.name for table in runtime.template.tables}
+    job_key = {"id": {"S": theirs}}
+    dynamodb.update_item(
+        TableName=tables["ExportsTable"],
+        Key=job_key,
+        UpdateExpression="SET #status = :queued",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":queued": {"S": "queued"}},
+    )
+    stored = dynamodb.get_item(TableName=tables["ExportsTable"], Key=job_key)["Item"]
+    sub, org = FIRST
+    dynamodb.put_item(
+        TableName=tables["ControlTable"],
+        Item={
+            "pk": {"S": live_request_key(org, sub)},
+            "sk": stored["request_hash"],
+            "job_id": {"S": theirs},
+        },
+    )
+
+    # When the first identity makes the same request
+    answer = first.call("POST", "/v1/exports", request)
+
+    # Then it gets a job of its own, never the other's
+    assert answer.status == 202, answer.body
+    assert answer.json()["id"] != theirs
 
 
 @pytest.mark.parametrize(
