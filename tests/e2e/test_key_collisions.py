@@ -159,14 +159,12 @@ def test_a_record_pointing_at_anothers_job_never_answers_with_it(
 
 @pytest.mark.parametrize(
     ("sub", "org"),
-    [("u1", "org_fuzz\x00"), ("u1\u2028", "org_fuzz"), ("u1", "o" * 129)],
-    ids=["control-in-org", "line-separator-in-sub", "overlong-org"],
+    [("u1", "org_fuzz\x00"), ("u1\u2028", "org_fuzz"), ("u1", "o" * 129), ("u1", "_platform")],
+    ids=["control-in-org", "line-separator-in-sub", "overlong-org", "platform-audit-chain"],
 )
-def test_unprintable_or_overlong_ids_are_refused_at_the_gateway(
+def test_unprintable_overlong_or_reserved_ids_are_refused_at_the_gateway(
     runtime: Any, sub: str, org: str
 ) -> None:
-    answer = ApiClient(runtime.api_url, runtime.token(sub, org, "member")).call(
-        "GET", "/v1/exports"
-    )
+    answer = ApiClient(runtime.api_url, runtime.token(sub, org, "admin")).call("GET", "/v1/exports")
     assert answer.status == 401
     assert answer.json()["error_code"] == "UNAUTHENTICATED"

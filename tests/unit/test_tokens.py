@@ -32,7 +32,7 @@ from dataexport.auth.tokens import (
 )
 from dataexport.config import AuthMode, AuthorizerConfig, read_config
 from dataexport.errors import ConfigurationError, Unauthenticated
-from dataexport.identity import MAX_ID_LENGTH, Caller, Role
+from dataexport.identity import MAX_ID_LENGTH, PLATFORM_ORG_ID, Caller, Role
 
 # Tokens are minted when the tests are collected and checked up to a whole suite later.
 VALID_FOR_SECONDS = 6 * 3600
@@ -243,6 +243,12 @@ def test_ids_longer_than_the_limit_are_refused(claim: str) -> None:
     assert verify_token(token(**{claim: "x" * MAX_ID_LENGTH}), KEY)
     with pytest.raises(TokenRefused) as refused:
         verify_token(token(**{claim: "x" * (MAX_ID_LENGTH + 1)}), KEY)
+    assert refused.value.reason is RefusalReason.BAD_CLAIM
+
+
+def test_no_token_may_name_the_platforms_own_audit_chain_as_its_tenant() -> None:
+    with pytest.raises(TokenRefused) as refused:
+        verify_token(token(org=PLATFORM_ORG_ID, role="admin"), KEY)
     assert refused.value.reason is RefusalReason.BAD_CLAIM
 
 

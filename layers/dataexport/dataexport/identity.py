@@ -31,6 +31,17 @@ def _printable_id(value: str) -> str:
     return value
 
 
+# The tenant id of the platform's own audit chain (backups belong to no tenant). No token may
+# name it, so no tenant's admin can read that chain or append to it.
+PLATFORM_ORG_ID = "_platform"
+
+
+def _tenant_id(value: str) -> str:
+    if value == PLATFORM_ORG_ID:
+        raise ValueError("the tenant id is reserved for the platform")
+    return value
+
+
 PrintableId = Annotated[
     str, Field(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(_printable_id)
 ]
@@ -56,7 +67,7 @@ class Caller(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     user_id: PrintableId
-    org_id: PrintableId
+    org_id: Annotated[PrintableId, AfterValidator(_tenant_id)]
     role: Role
     permissions: frozenset[str] = frozenset()
 
