@@ -15,8 +15,8 @@ What the stores rely on holds as well:
 - `key_prefix(*parts)` begins exactly the keys whose leading parts are `parts`, so a
   `begins_with` query (or an IAM `LeadingKeys` pattern such as `retention#*`) on it finds those
   keys and no others.
-A key's first part names what it is (`rate`, `live`, ...), so keys of different kinds that
-share a table cannot meet either.
+Keys of different kinds that share a table (the ControlTable's) begin with a part naming their
+kind (`rate`, `live`, `principal`, ...), so they cannot meet either.
 """
 
 from __future__ import annotations
