@@ -30,9 +30,10 @@ import pytest
 from dataexport import components
 from dataexport.catalog.loader import load_catalog
 from dataexport.config import FormatStepConfig, read_config
-from dataexport.export_job import ExportJob, ExportStatus, new_job_id, staging_prefix, utc_now
+from dataexport.export_job import ExportJob, ExportStatus, new_job_id, utc_now
 from dataexport.formats import FORMATS
 from dataexport.formats.compression import Compression
+from dataexport.store_keys import staging_prefix
 from dataexport_local.postgres import LocalDatabase, seed_demo_data
 from dataexport_local.runtime import LocalRuntime
 from tests.bench.export_probe import TENANT

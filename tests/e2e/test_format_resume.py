@@ -13,12 +13,7 @@ from typing import Any
 
 from dataexport import components
 from dataexport.config import FormatStepConfig, QueueConfig, UploadStepConfig, read_config
-from dataexport.export_job import (
-    ExportJob,
-    ExportStatus,
-    PartSummary,
-    staging_prefix,
-)
+from dataexport.export_job import ExportJob, ExportStatus, PartSummary
 from dataexport.services.export_steps import (
     FormatOutcome,
     Partition,
@@ -26,6 +21,7 @@ from dataexport.services.export_steps import (
     complete_export,
     plan_export,
 )
+from dataexport.store_keys import staging_prefix
 from tests.e2e.format_step_process import run_format_step
 from tests.e2e.test_format_memory import fill_probe_table, probe_job
 

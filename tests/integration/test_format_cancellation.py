@@ -27,13 +27,14 @@ from dataexport.audit import AuditEventType
 from dataexport.catalog.loader import Catalog, load_catalog
 from dataexport.catalog.model import Dataset
 from dataexport.errors import ExportCancelled
-from dataexport.export_job import ExportJob, ExportStatus, new_job_id, staging_prefix, utc_now
+from dataexport.export_job import ExportJob, ExportStatus, new_job_id, utc_now
 from dataexport.export_request import ResolvedExport
 from dataexport.query_builder import RowScope
 from dataexport.row_sources import RowSource, WholeStreamRows
 from dataexport.services import export_steps
 from dataexport.services.export_queue import ExportQueue
 from dataexport.services.export_steps import Partition, fail_export, format_partition
+from dataexport.store_keys import staging_prefix
 from dataexport_local.aws import LocalAws
 from dataexport_local.template import REGION
 from tests.conftest import TEST_DATASETS

@@ -328,6 +328,9 @@ def test_cognito_claim_names_are_mapped(authorizer: Authorizer, issuer: Issuer) 
         (f"Bearer {hs256_token()}", "bad_algorithm"),
         ("Bearer not-a-jwt", "malformed"),
         ("Basic dXNlcjpwYXNz", "no_bearer"),
+        ("Bearer " + issuer_token(org="org_acme\x00"), "bad_claim"),
+        ("Bearer " + issuer_token(sub="usr\u2028admin"), "bad_claim"),
+        (f"Bearer {issuer_token(sub='u' * 129)}", "bad_claim"),
     ],
     ids=[
         "expired",
@@ -341,6 +344,9 @@ def test_cognito_claim_names_are_mapped(authorizer: Authorizer, issuer: Issuer) 
         "hs256-in-jwks-mode",
         "malformed",
         "not-bearer",
+        "control-character-in-org",
+        "line-separator-in-sub",
+        "overlong-sub",
     ],
 )
 def test_bad_tokens_get_unauthorized_and_only_the_reason_is_logged(
@@ -353,6 +359,13 @@ def test_bad_tokens_get_unauthorized_and_only_the_reason_is_logged(
     assert record["reason"] == reason
     credential = authorization.split(" ", 1)[1]
     assert credential not in authorizer.log.getvalue()
+
+
+def test_ids_with_separators_and_any_script_are_allowed(authorizer: Authorizer) -> None:
+    answer = authorizer(f"Bearer {issuer_token(org='org_fuzz#x', sub='x#u1/Zoë-東京')}")
+
+    assert answer["context"]["org"] == "org_fuzz#x"
+    assert answer["context"]["sub"] == "x#u1/Zoë-東京"
 
 
 def test_an_unreachable_jwks_is_a_401_and_an_error_in_the_logs(authorizer: Authorizer) -> None:

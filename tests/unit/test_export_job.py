@@ -13,6 +13,8 @@ from dataexport.export_job import (
     sources_of,
     staging_key,
 )
+from dataexport.identity import Caller, Role
+from dataexport.services.exports import visible_to
 
 
 def make_job(**changes: object) -> ExportJob:
@@ -71,3 +73,29 @@ def test_keys_keep_tenants_and_jobs_apart() -> None:
     job = make_job()
     assert export_key(job) == f"exports/org_acme/{job.id}/{job.file_name}"
     assert staging_key(job.id, 3, 7) == f"staging/{job.id}/part-00003-00007"
+
+
+def test_a_tenant_named_with_a_slash_never_shares_another_tenants_folder() -> None:
+    # Org "org_acme/<job id>" would otherwise keep its exports inside org_acme's job folder.
+    job = make_job()
+    neighbour = make_job(org_id=f"org_acme/{job.id}")
+    assert not export_key(neighbour).startswith(export_key(job).rsplit("/", 1)[0] + "/")
+    assert export_key(make_job(org_id="..")).startswith("exports/%2E%2E/")
+
+
+@pytest.mark.parametrize(
+    ("org_id", "owner_id", "is_admin", "visible"),
+    [
+        ("org_acme", "u1", False, True),
+        ("org_acme", "u1", True, True),
+        ("org_acme", "u2", False, False),
+        ("org_acme", "u2", True, True),
+        ("org_acme#u1", "u1", True, False),
+        ("org_globex", "u1", True, False),
+    ],
+)
+def test_a_job_is_shown_to_its_owner_and_its_tenants_admins_only(
+    org_id: str, owner_id: str, is_admin: bool, visible: bool
+) -> None:
+    caller = Caller(user_id=owner_id, org_id=org_id, role=Role.ADMIN if is_admin else Role.MEMBER)
+    assert visible_to(caller, make_job()) is visible

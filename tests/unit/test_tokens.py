@@ -32,7 +32,7 @@ from dataexport.auth.tokens import (
 )
 from dataexport.config import AuthMode, AuthorizerConfig, read_config
 from dataexport.errors import ConfigurationError, Unauthenticated
-from dataexport.identity import Caller, Role
+from dataexport.identity import MAX_ID_LENGTH, PLATFORM_ORG_ID, Caller, Role
 
 # Tokens are minted when the tests are collected and checked up to a whole suite later.
 VALID_FOR_SECONDS = 6 * 3600
@@ -213,6 +213,52 @@ def test_a_permission_name_cannot_smuggle_another_through_the_context() -> None:
         Caller(
             user_id="u1", org_id="o1", role=Role.MEMBER, permissions=frozenset({"X,DATA_EXPORT"})
         )
+
+
+# Ids are parts of store keys, log lines and S3 keys: nothing unprintable, nothing absurdly long.
+UNPRINTABLE = {
+    "nul": "\x00",
+    "newline": "\n",
+    "escape": "\x1b[31m",
+    "del": "\x7f",
+    "c1-next-line": "\x85",
+    "zero-width-space": "\u200b",
+    "right-to-left-override": "\u202e",
+    "line-separator": "\u2028",
+    "paragraph-separator": "\u2029",
+    "byte-order-mark": "\ufeff",
+}
+
+
+@pytest.mark.parametrize("claim", ["sub", "org"])
+@pytest.mark.parametrize("character", list(UNPRINTABLE.values()), ids=list(UNPRINTABLE))
+def test_ids_holding_unprintable_characters_are_refused(claim: str, character: str) -> None:
+    with pytest.raises(TokenRefused) as refused:
+        verify_token(token(**{claim: f"org_acme{character}x"}), KEY)
+    assert refused.value.reason is RefusalReason.BAD_CLAIM
+
+
+@pytest.mark.parametrize("claim", ["sub", "org"])
+def test_ids_longer_than_the_limit_are_refused(claim: str) -> None:
+    assert verify_token(token(**{claim: "x" * MAX_ID_LENGTH}), KEY)
+    with pytest.raises(TokenRefused) as refused:
+        verify_token(token(**{claim: "x" * (MAX_ID_LENGTH + 1)}), KEY)
+    assert refused.value.reason is RefusalReason.BAD_CLAIM
+
+
+def test_no_token_may_name_the_platforms_own_audit_chain_as_its_tenant() -> None:
+    with pytest.raises(TokenRefused) as refused:
+        verify_token(token(org=PLATFORM_ORG_ID, role="admin"), KEY)
+    assert refused.value.reason is RefusalReason.BAD_CLAIM
+
+
+@pytest.mark.parametrize(
+    ("sub", "org"),
+    [("u1", "org_fuzz#x"), ("x#u1", "org_fuzz"), ("a/../b", "../org"), ("Zoë 東京", "Ünïcode")],
+)
+def test_separators_spaces_and_letters_of_any_script_are_legal_ids(sub: str, org: str) -> None:
+    caller = verify_token(token(sub=sub, org=org), KEY)
+    assert (caller.user_id, caller.org_id) == (sub, org)
 
 
 # ----------------------------------------------------------------- RS256/ES256 from a JWKS

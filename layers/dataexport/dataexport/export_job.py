@@ -19,6 +19,8 @@ from dataexport.delivery import (
     DeliveryTarget,
     LinkDelivery,
 )
+from dataexport.store_keys import export_prefix as job_export_prefix
+from dataexport.store_keys import staging_prefix
 
 JOB_ID_PREFIX = "exp_"
 
@@ -211,6 +213,10 @@ class ExportJob(BaseModel):
     def is_live(self) -> bool:
         return self.status in LIVE_STATUSES
 
+    def belongs_to(self, org_id: str, owner_id: str | None = None) -> bool:
+        """Whether the job is the tenant's (and, when `owner_id` is given, that user's)."""
+        return self.org_id == org_id and (owner_id is None or self.owner_id == owner_id)
+
     @property
     def progress_percent(self) -> int:
         """0-100: for a running job, its partitions' rows so far against the planned total
@@ -228,10 +234,6 @@ class ExportJob(BaseModel):
         )
 
 
-def staging_prefix(job_id: str) -> str:
-    return f"staging/{job_id}/"
-
-
 def staging_key(job_id: str, index: int, segment: int = 0, piece: int | None = None) -> str:
     key = f"{staging_prefix(job_id)}part-{index:05d}-{segment:05d}"
     return key if piece is None else f"{key}-{piece:05d}"
@@ -239,7 +241,7 @@ def staging_key(job_id: str, index: int, segment: int = 0, piece: int | None = N
 
 def export_prefix(job: ExportJob) -> str:
     """Where everything a job leaves in the bucket lives: its file, or its files and manifest."""
-    return f"exports/{job.org_id}/{job.id}/"
+    return job_export_prefix(job.org_id, job.id)
 
 
 def export_key(job: ExportJob, file_name: str | None = None) -> str:

@@ -3,16 +3,48 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 DATA_EXPORT_PERMISSION = "DATA_EXPORT"
 # The authorizer context joins permissions with commas: a name holding a comma (or blank) would
 # come out on the API's side as other permissions than the token granted.
 _PERMISSION_NAME = re.compile(r"[^\s,]{1,256}")
+# The longest `sub` and `org` accepted. Stores build keys of two such claims, each escaped (see
+# store_keys.py): at this length they fit DynamoDB's 2048-byte partition keys and S3's
+# 1024-byte object keys whatever the characters, and no issuer's ids come near it.
+MAX_ID_LENGTH = 128
+# Characters no id needs, and that logs, terminals and keys misread: controls (C0, C1, DEL),
+# invisible format characters (zero-width, bidirectional overrides), lone surrogates, and line
+# and paragraph separators. `#`, `/`, spaces and letters of every script stay legal.
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def _printable_id(value: str) -> str:
+    if any(unicodedata.category(char) in _UNPRINTABLE_CATEGORIES for char in value):
+        raise ValueError("an id holds a control, format or separator character")
+    return value
+
+
+# The tenant id of the platform's own audit chain (backups belong to no tenant). No token may
+# name it, so no tenant's admin can read that chain or append to it.
+PLATFORM_ORG_ID = "_platform"
+
+
+def _tenant_id(value: str) -> str:
+    if value == PLATFORM_ORG_ID:
+        raise ValueError("the tenant id is reserved for the platform")
+    return value
+
+
+PrintableId = Annotated[
+    str, Field(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(_printable_id)
+]
 
 
 class Role(StrEnum):
@@ -34,8 +66,8 @@ class Caller(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    user_id: str = Field(min_length=1, max_length=256)
-    org_id: str = Field(min_length=1, max_length=256)
+    user_id: PrintableId
+    org_id: Annotated[PrintableId, AfterValidator(_tenant_id)]
     role: Role
     permissions: frozenset[str] = frozenset()
 

@@ -29,9 +29,9 @@ from dataexport.backup import (
     DumpReport,
 )
 from dataexport.errors import BackupNotFound
+from dataexport.store_keys import BACKUP_LOCK_KEY
 
 BACKUP_KIND = "backup"
-LOCK_KEY = "lock#database"
 # Records outlive their files by this much, so the history shows what expired.
 RECORD_TTL_AFTER_EXPIRY = timedelta(days=90)
 # A failed or unfinished backup has no expiry of its own: its record goes after this long.
@@ -196,7 +196,7 @@ class BackupStore:
         """
         previous = self.lock_holder(now, include_expired=True)
         item = self._locks(
-            LOCK_KEY,
+            BACKUP_LOCK_KEY,
             holder=holder,
             lease_until=sortable_utc(now + lease),
             acquired_at=sortable_utc(now),
@@ -218,7 +218,7 @@ class BackupStore:
     def renew_lock(self, holder: str, now: datetime, lease: timedelta) -> bool:
         """Extend `holder`'s lease; False if another backup took the lock (a lease that ran
         out with nobody taking over is simply extended)."""
-        item = self._locks(LOCK_KEY)
+        item = self._locks(BACKUP_LOCK_KEY)
         held = self._locks.holder == holder
         try:
             item.update(
@@ -237,7 +237,7 @@ class BackupStore:
     def release_lock(self, holder: str) -> bool:
         """Free the lock if `holder` has it (False, changing nothing, if it does not)."""
         try:
-            self._locks(LOCK_KEY).delete(condition=self._locks.holder == holder)
+            self._locks(BACKUP_LOCK_KEY).delete(condition=self._locks.holder == holder)
         except DeleteError as exc:
             if _condition_failed(exc):
                 return False
@@ -248,7 +248,7 @@ class BackupStore:
         """The backup holding the lock at `now` (with `include_expired`, also one whose lease
         has run out)."""
         try:
-            item = self._locks.get(LOCK_KEY, consistent_read=True)
+            item = self._locks.get(BACKUP_LOCK_KEY, consistent_read=True)
         except DoesNotExist:
             return None
         if not include_expired and item.lease_until < sortable_utc(now):

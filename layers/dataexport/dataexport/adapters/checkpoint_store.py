@@ -15,6 +15,7 @@ from pynamodb.models import Model
 
 from dataexport.adapters.dynamodb_models import bound_model
 from dataexport.export_job import SegmentSummary, utc_now
+from dataexport.store_keys import checkpoint_keys
 
 CHECKPOINT_TTL = timedelta(days=7)
 
@@ -31,10 +32,6 @@ class CheckpointItem(Model):
     ttl = TTLAttribute(null=True)
 
 
-def _keys(job_id: str, index: int) -> tuple[str, str]:
-    return f"export#{job_id}", f"partition#{index:05d}"
-
-
 class CheckpointStore:
     def __init__(self, table_name: str, region: str) -> None:
         self._model = bound_model(CheckpointItem, table_name, region)
@@ -42,7 +39,7 @@ class CheckpointStore:
     def finished_segments(self, job_id: str, index: int) -> list[SegmentSummary]:
         """The partition's finished segments, in order (none before its first one)."""
         try:
-            item = self._model.get(*_keys(job_id, index), consistent_read=True)
+            item = self._model.get(*checkpoint_keys(job_id, index), consistent_read=True)
         except DoesNotExist:
             return []
         return [SegmentSummary.model_validate(segment) for segment in item.segments or []]
@@ -50,7 +47,7 @@ class CheckpointStore:
     def record(self, job_id: str, index: int, segments: list[SegmentSummary]) -> None:
         """Replace the partition's record with `segments` (all finished, in order)."""
         item = self._model(
-            *_keys(job_id, index),
+            *checkpoint_keys(job_id, index),
             segments=[segment.model_dump() for segment in segments],
             ttl=utc_now() + CHECKPOINT_TTL,
         )

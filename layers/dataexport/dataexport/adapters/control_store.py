@@ -17,6 +17,7 @@ from pynamodb.models import Model
 
 from dataexport.adapters.dynamodb_models import bound_model
 from dataexport.rate_limit import RATE_WINDOW, RateDecision
+from dataexport.store_keys import live_request_key, rate_bucket_key, running_slots_key, slot_key
 
 logger = Logger(child=True)
 
@@ -34,10 +35,6 @@ class ControlItem(Model):
     ttl = TTLAttribute(null=True)
 
 
-def _slot_key(index: int) -> str:
-    return f"slot#{index:04d}"
-
-
 def _lost_race(exc: UpdateError) -> bool:
     return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
@@ -52,12 +49,12 @@ class ControlStore:
     # ------------------------------------------------------------------ rate limit
     def admit(self, org_id: str, user_id: str, limit: int, now: datetime) -> RateDecision:
         """Take one of the user's `limit` slots whose last use left the rolling window."""
-        pk = f"rate#{org_id}#{user_id}"
+        pk = rate_bucket_key(org_id, user_id)
         cutoff = (now - RATE_WINDOW).timestamp()
         used = self._uses_in_window(pk, limit, cutoff)
         free = [index for index in range(limit) if index not in used]
         for index in free:
-            item = self._model(pk, _slot_key(index))
+            item = self._model(pk, slot_key(index))
             try:
                 item.update(
                     actions=[
@@ -80,7 +77,7 @@ class ControlStore:
         items = self._items(pk)
         uses: dict[int, float] = {}
         for index in range(limit):
-            item = items.get(_slot_key(index))
+            item = items.get(slot_key(index))
             if item is not None and item.used_at is not None and item.used_at > cutoff:
                 uses[index] = float(item.used_at)
         return uses
@@ -88,7 +85,7 @@ class ControlStore:
     def rate_state(self, org_id: str, user_id: str, limit: int, now: datetime) -> RateDecision:
         """The caller's window as it stands, without using a slot."""
         cutoff = (now - RATE_WINDOW).timestamp()
-        uses = self._uses_in_window(f"rate#{org_id}#{user_id}", limit, cutoff)
+        uses = self._uses_in_window(rate_bucket_key(org_id, user_id), limit, cutoff)
         return self._decision(len(uses) < limit, limit, uses, now)
 
     @staticmethod
@@ -106,9 +103,9 @@ class ControlStore:
         A slot still held by a job that has ended (its release was lost in a crash) is taken
         over, so a tenant can never be blocked for good.
         """
-        pk = f"running#{org_id}"
+        pk = running_slots_key(org_id)
         items = self._items(pk)
-        slots = [items.get(_slot_key(index)) for index in range(capacity)]
+        slots = [items.get(slot_key(index)) for index in range(capacity)]
         if any(item is not None and item.job_id == job_id for item in slots):
             return True
         for index, item in enumerate(slots):
@@ -121,7 +118,7 @@ class ControlStore:
                 else self._model.job_id == holder
             )
             try:
-                self._model(pk, _slot_key(index)).update(
+                self._model(pk, slot_key(index)).update(
                     actions=[self._model.job_id.set(job_id)], condition=condition
                 )
             except UpdateError as exc:
@@ -133,7 +130,7 @@ class ControlStore:
 
     def release_running_slot(self, org_id: str, job_id: str) -> None:
         """Free every slot `job_id` holds (idempotent)."""
-        pk = f"running#{org_id}"
+        pk = running_slots_key(org_id)
         for item in self._items(pk).values():
             if item.job_id != job_id:
                 continue
@@ -149,7 +146,9 @@ class ControlStore:
     def live_job_for(self, org_id: str, user_id: str, request_hash: str) -> str | None:
         """The job that the caller's identical request was last folded into, if any."""
         try:
-            item = self._model.get(f"live#{org_id}#{user_id}", request_hash, consistent_read=True)
+            item = self._model.get(
+                live_request_key(org_id, user_id), request_hash, consistent_read=True
+            )
         except self._model.DoesNotExist:
             return None
         return item.job_id
@@ -171,7 +170,7 @@ class ControlStore:
             else self._model.job_id == replacing
         )
         try:
-            self._model(f"live#{org_id}#{user_id}", request_hash).update(
+            self._model(live_request_key(org_id, user_id), request_hash).update(
                 actions=[self._model.job_id.set(job_id), self._model.ttl.set(expires_at)],
                 condition=condition,
             )

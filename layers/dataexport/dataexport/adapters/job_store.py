@@ -39,6 +39,7 @@ from dataexport.export_job import (
     PartSummary,
     sources_of,
 )
+from dataexport.store_keys import job_owner_key
 
 logger = Logger(child=True)
 
@@ -146,10 +147,6 @@ class ExportJobItem(Model):
     expiry_index = _ExpiryIndex()
 
 
-def _owner_key(org_id: str, owner_id: str) -> str:
-    return f"{org_id}#{owner_id}"
-
-
 def _timestamp(value: datetime | None) -> str | None:
     return None if value is None else sortable_utc(value)
 
@@ -178,7 +175,7 @@ class JobStore:
         return self._page(
             self._model.owner_created_index,
             "owner_key",
-            _owner_key(org_id, owner_id),
+            job_owner_key(org_id, owner_id),
             limit,
             cursor,
         )
@@ -195,7 +192,7 @@ class JobStore:
         index: GlobalSecondaryIndex[ExportJobItem] = self._model.org_created_index
         key = org_id
         if owner_id is not None:
-            index, key = self._model.owner_created_index, _owner_key(org_id, owner_id)
+            index, key = self._model.owner_created_index, job_owner_key(org_id, owner_id)
         results = index.query(
             key,
             range_key_condition=self._model.created_at.between(
@@ -409,7 +406,7 @@ class JobStore:
             job.id,
             org_id=job.org_id,
             owner_id=job.owner_id,
-            owner_key=_owner_key(job.org_id, job.owner_id),
+            owner_key=job_owner_key(job.org_id, job.owner_id),
             queued_org_id=job.org_id if job.status is ExportStatus.QUEUED else None,
             expiring=EXPIRING_COMPLETED if job.status is ExportStatus.COMPLETED else None,
             request_hash=job.request_hash,

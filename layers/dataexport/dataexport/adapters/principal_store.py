@@ -16,6 +16,7 @@ from pynamodb.models import Model
 
 from dataexport.adapters.dynamodb_models import bound_model
 from dataexport.identity import Caller, Role
+from dataexport.store_keys import principal_key
 
 
 class PrincipalItem(Model):
@@ -36,10 +37,6 @@ class PrincipalItem(Model):
 REWRITE_UNCHANGED_AFTER = 600.0
 
 
-def _pk(org_id: str) -> str:
-    return f"principal#{org_id}"
-
-
 class PrincipalStore:
     def __init__(self, table_name: str, region: str) -> None:
         self._model = bound_model(PrincipalItem, table_name, region)
@@ -57,7 +54,7 @@ class PrincipalStore:
         ):
             return
         self._model(
-            _pk(caller.org_id),
+            principal_key(caller.org_id),
             caller.user_id,
             role=caller.role.value,
             permissions=sorted(caller.permissions),
@@ -68,7 +65,7 @@ class PrincipalStore:
     def latest(self, org_id: str, user_id: str) -> Caller | None:
         """The user as their latest token described them; None if never seen."""
         try:
-            item = self._model.get(_pk(org_id), user_id, consistent_read=True)
+            item = self._model.get(principal_key(org_id), user_id, consistent_read=True)
         except self._model.DoesNotExist:
             return None
         return Caller(

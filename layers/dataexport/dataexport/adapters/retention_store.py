@@ -15,6 +15,7 @@ from pynamodb.exceptions import UpdateError
 from pynamodb.models import Model
 
 from dataexport.adapters.dynamodb_models import bound_model
+from dataexport.store_keys import retention_key
 
 POLICIES_SORT_KEY = "policies"
 
@@ -32,11 +33,6 @@ class RetentionPolicyItem(Model):
     version = NumberAttribute(null=True)
 
 
-def _key(org_id: str) -> str:
-    # The functions that only read policies are limited to this key prefix by IAM.
-    return f"retention#{org_id}"
-
-
 @dataclass(frozen=True)
 class StoredPolicies:
     """A tenant's policies as stored, and the version a replacement must be conditional on
@@ -52,7 +48,7 @@ class RetentionPolicyStore:
 
     def read(self, org_id: str) -> StoredPolicies:
         try:
-            item = self._model.get(_key(org_id), POLICIES_SORT_KEY, consistent_read=True)
+            item = self._model.get(retention_key(org_id), POLICIES_SORT_KEY, consistent_read=True)
         except self._model.DoesNotExist:
             return StoredPolicies()
         days = {str(name): int(value) for name, value in (item.policies or {}).items()}
@@ -65,7 +61,7 @@ class RetentionPolicyStore:
             self._model.version.does_not_exist() if version == 0 else self._model.version == version
         )
         try:
-            self._model(_key(org_id), POLICIES_SORT_KEY).update(
+            self._model(retention_key(org_id), POLICIES_SORT_KEY).update(
                 actions=[
                     self._model.policies.set(dict(days_by_dataset)),
                     self._model.version.set(version + 1),

@@ -19,9 +19,9 @@ from dataexport.adapters.dynamodb_models import bound_model, sortable_utc
 from dataexport.errors import ScheduleNotFound
 from dataexport.export_job import JobError
 from dataexport.export_schedule import ExportSchedule, RunTrigger, ScheduleRun, ScheduleState
+from dataexport.store_keys import RUN_KEY_PREFIX, run_key
 
 SCHEDULE_SK = "schedule"
-RUN_SK_PREFIX = "run#"
 # Runs are history: kept this long after they happened, then removed by DynamoDB's TTL.
 RUN_RECORD_TTL = timedelta(days=90)
 
@@ -75,8 +75,8 @@ class RunItem(Model):
     ttl = TTLAttribute(null=True)
 
 
-def run_key(scheduled_for: datetime, trigger: RunTrigger) -> str:
-    return f"{RUN_SK_PREFIX}{sortable_utc(scheduled_for)}#{trigger.value}"
+def _run_key(scheduled_for: datetime, trigger: RunTrigger) -> str:
+    return run_key(sortable_utc(scheduled_for), trigger.value)
 
 
 def _condition_failed(exc: PutError | UpdateError | DeleteError) -> bool:
@@ -154,7 +154,7 @@ class ScheduleStore:
         now = datetime.now(UTC)
         item = self._runs(
             schedule_id,
-            run_key(scheduled_for, trigger),
+            _run_key(scheduled_for, trigger),
             scheduled_for=sortable_utc(scheduled_for),
             trigger=trigger.value,
             recorded_at=sortable_utc(now),
@@ -170,7 +170,7 @@ class ScheduleStore:
 
     def release_run(self, schedule_id: str, scheduled_for: datetime, trigger: RunTrigger) -> None:
         """Forget a claimed run that decided nothing, so a retry may run it."""
-        self._runs(schedule_id, run_key(scheduled_for, trigger)).delete(
+        self._runs(schedule_id, _run_key(scheduled_for, trigger)).delete(
             condition=self._runs.outcome.does_not_exist()
         )
 
@@ -183,14 +183,16 @@ class ScheduleStore:
             actions.append(self._runs.job_id.set(run.job_id))
         if run.error is not None:
             actions.append(self._runs.error.set(run.error.model_dump()))
-        self._runs(run.schedule_id, run_key(run.scheduled_for, run.trigger)).update(actions=actions)
+        self._runs(run.schedule_id, _run_key(run.scheduled_for, run.trigger)).update(
+            actions=actions
+        )
 
     def get_run(
         self, schedule_id: str, scheduled_for: datetime, trigger: RunTrigger
     ) -> ScheduleRun | None:
         try:
             item = self._runs.get(
-                schedule_id, run_key(scheduled_for, trigger), consistent_read=True
+                schedule_id, _run_key(scheduled_for, trigger), consistent_read=True
             )
         except DoesNotExist:
             return None
@@ -200,7 +202,7 @@ class ScheduleStore:
         """The schedule's decided runs, newest first."""
         results = self._runs.query(
             schedule_id,
-            range_key_condition=self._runs.sk.startswith(RUN_SK_PREFIX),
+            range_key_condition=self._runs.sk.startswith(RUN_KEY_PREFIX),
             scan_index_forward=False,
             consistent_read=True,
             limit=limit,

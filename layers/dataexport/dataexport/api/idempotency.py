@@ -27,6 +27,7 @@ from dataexport.export_request import ExportRequest
 from dataexport.identity import Caller, RequestOrigin
 from dataexport.services import exports
 from dataexport.services.exports import CreatedExport, ExportServices
+from dataexport.store_keys import idempotency_key
 
 IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600
 
@@ -70,7 +71,7 @@ def idempotent_create(
     )
 
     payload = {
-        "key": f"{caller.org_id}#{caller.user_id}#{key}",
+        "key": idempotency_key(caller.org_id, caller.user_id, key),
         "body": request.model_dump(mode="json"),
     }
     try:

@@ -248,7 +248,7 @@ def _caller(claims: Mapping[str, Any], names: ClaimNames) -> Caller:
             role=Role(role),
             permissions=_permissions(claims.get(names.permissions)),
         )
-    except ValueError:  # an unknown role, an empty or overlong id (pydantic's ValidationError)
+    except ValueError:  # an unknown role; an empty, overlong or unprintable id (pydantic)
         raise TokenRefused(RefusalReason.BAD_CLAIM) from None
 
 

@@ -47,12 +47,10 @@ from dataexport.errors import (
     PermissionDenied,
 )
 from dataexport.export_job import utc_now
-from dataexport.identity import Caller, RequestOrigin, Role
+from dataexport.identity import PLATFORM_ORG_ID, Caller, RequestOrigin, Role
 
 logger = Logger(child=True)
 
-# Backups belong to no tenant: their audit events form the platform's own chain.
-PLATFORM_AUDIT_ORG = "_platform"
 SYSTEM_ACTOR = "dataexport-backup"
 # A lock that changes hands between our failed write and our read is tried again this often.
 ACQUIRE_ATTEMPTS = 3
@@ -383,7 +381,7 @@ def _audit(
     assert services.audit is not None, "audited steps are given the audit trail"
     services.audit.record(
         type,
-        org_id=PLATFORM_AUDIT_ORG,
+        org_id=PLATFORM_ORG_ID,
         actor_id=caller.user_id if caller else SYSTEM_ACTOR,
         actor_role=caller.role if caller else "system",
         target_type="backup",

@@ -25,12 +25,12 @@ from dataexport.export_job import (
     export_key,
     export_prefix,
     numbered_file_name,
-    staging_prefix,
 )
 from dataexport.export_request import ResolvedExport
 from dataexport.formats.compression import compressed
 from dataexport.formats.writer import BinarySink, BufferSink, StagedContent
 from dataexport.formats.zip_container import Deflated
+from dataexport.store_keys import staging_prefix
 
 MANIFEST_MEDIA_TYPE = "application/json"
 # Pieces are a quarter of the file limit: packed in order, every file but the last is then at

@@ -163,7 +163,16 @@ def request_hash(request: ExportRequest, resolved: ResolvedExport) -> str:
     return hashlib.sha256(json.dumps(normalized, sort_keys=True).encode()).hexdigest()
 
 
-def _live_job(job_id: str | None, services: CreationServices) -> ExportJob | None:
+def visible_to(caller: Caller, job: ExportJob) -> bool:
+    """Whether the caller may see the job: an admin, their tenant's; a member, their own.
+
+    Every job handed to a caller passes this, whatever key found it, so a store key that
+    pointed at another's job could still not show it to them."""
+    return job.belongs_to(caller.org_id, None if caller.is_admin else caller.user_id)
+
+
+def _live_job(caller: Caller, job_id: str | None, services: CreationServices) -> ExportJob | None:
+    """The live job the caller's identical request was folded into (None: none of theirs)."""
     if job_id is None:
         return None
     # The job is written right after its live-request claim: allow a concurrent creator that
@@ -177,7 +186,7 @@ def _live_job(job_id: str | None, services: CreationServices) -> ExportJob | Non
                 return None
             time.sleep(0.05)
             continue
-        return job if job.is_live else None
+        return job if job.is_live and job.belongs_to(caller.org_id, caller.user_id) else None
 
 
 def record(
@@ -229,7 +238,7 @@ def create_export(
     previous = None
     if scheduled is None:
         previous = services.control.live_job_for(caller.org_id, caller.user_id, digest)
-        live = _live_job(previous, services)
+        live = _live_job(caller, previous, services)
         if live is not None:
             rate = services.control.rate_state(caller.org_id, caller.user_id, limit, utc_now())
             return CreatedExport(live, created=False, rate=rate)
@@ -256,7 +265,7 @@ def create_export(
     ):
         # An identical request won the race: answer with its job.
         winner = _live_job(
-            services.control.live_job_for(caller.org_id, caller.user_id, digest), services
+            caller, services.control.live_job_for(caller.org_id, caller.user_id, digest), services
         )
         if winner is not None:
             return CreatedExport(winner, created=False, rate=rate)
@@ -312,8 +321,7 @@ def _start_queued(job: ExportJob, services: CreationServices) -> None:
 def get_export(caller: Caller, job_id: str, services: ExportServices) -> ExportJob:
     """The job if the caller may see it; otherwise 'not found', never 'forbidden'."""
     job = services.jobs.get(job_id)
-    visible = job.org_id == caller.org_id and (caller.is_admin or job.owner_id == caller.user_id)
-    if not visible or job.status is ExportStatus.DELETED:
+    if not visible_to(caller, job) or job.status is ExportStatus.DELETED:
         raise ExportNotFound(job_id)
     return job
 
@@ -323,8 +331,10 @@ def list_exports(
 ) -> JobPage:
     """Newest first: an admin's whole tenant, a member's own jobs."""
     if caller.is_admin:
-        return services.jobs.list_for_org(caller.org_id, limit, cursor)
-    return services.jobs.list_for_owner(caller.org_id, caller.user_id, limit, cursor)
+        page = services.jobs.list_for_org(caller.org_id, limit, cursor)
+    else:
+        page = services.jobs.list_for_owner(caller.org_id, caller.user_id, limit, cursor)
+    return JobPage([job for job in page.jobs if visible_to(caller, job)], page.next_cursor)
 
 
 # A preview counts rows exactly up to this many, and asks PostgreSQL's planner beyond.
@@ -414,6 +424,7 @@ def export_stats(
         raise InvalidDateRange("from", "from must be before to.")
     owner = None if caller.is_admin else caller.user_id
     jobs = services.jobs.created_between(caller.org_id, owner, start, end, MAX_STATS_JOBS + 1)
+    jobs = [job for job in jobs if visible_to(caller, job)]
     truncated = len(jobs) > MAX_STATS_JOBS
     jobs = jobs[:MAX_STATS_JOBS]
     completed = [job for job in jobs if job.completed_at is not None and job.bytes is not None]

@@ -166,7 +166,7 @@ def schedule_detail(caller: Caller, schedule_id: str, services: ScheduleServices
     """The schedule with its latest runs (each with its job), and when it runs next."""
     schedule = get_schedule(caller, schedule_id, services)
     runs = [
-        RunView(run, _job(run.job_id, services))
+        RunView(run, _job(run.job_id, schedule, services))
         for run in services.schedules.recent_runs(schedule.id, RUN_HISTORY)
     ]
     return ScheduleDetail(schedule, runs, schedule.upcoming_runs(utc_now()))
@@ -284,7 +284,7 @@ def _run(
         if earlier is None:
             raise Conflict("This run is being started; retry in a moment.")
         logger.info("Run already recorded", extra={"schedule_id": schedule.id})
-        return RunResult(earlier, _job(earlier.job_id, services))
+        return RunResult(earlier, _job(earlier.job_id, schedule, services))
     run = ScheduleRun(
         schedule_id=schedule.id,
         scheduled_for=scheduled_for,
@@ -367,13 +367,18 @@ def _owner(schedule: ExportSchedule, services: ScheduleServices) -> Caller | Non
     return services.principals.latest(schedule.org_id, schedule.owner_id)
 
 
-def _job(job_id: str | None, services: ScheduleServices) -> ExportJob | None:
+def _job(
+    job_id: str | None, schedule: ExportSchedule, services: ScheduleServices
+) -> ExportJob | None:
+    """The job of one of the schedule's runs: always one its owner created in its tenant (the
+    caller was checked against the schedule), never anyone else's."""
     if job_id is None:
         return None
     try:
-        return services.exports.jobs.get(job_id)
+        job = services.exports.jobs.get(job_id)
     except ExportNotFound:
         return None
+    return job if job.belongs_to(schedule.org_id, schedule.owner_id) else None
 
 
 def _record(
