@@ -275,7 +275,6 @@ def test_schedules_are_private_to_their_owner_and_their_tenants_admins(
         ({"schedule_expression": "at(2020-01-01T00:00:00)"}, "schedule_expression"),
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"export": {**EXPORT, "fields": ["created_at", "nope"]}}, "export.fields"),
-        ({"export": {**EXPORT, "dataset": "nope"}}, "export.dataset"),
         ({"export": {**EXPORT, "time_range": {"preset": "fortnight"}}}, "export.time_range.preset"),
         ({"name": ""}, "name"),
     ],

@@ -39,6 +39,16 @@ class Catalog:
         except KeyError:
             raise DatasetNotFound(name) from None
 
+    def usable_by(self, name: str, role: str, field: str | None = None) -> Dataset:
+        """The dataset called `name` if a caller with `role` may use it; otherwise
+        DatasetNotFound, as for a dataset that does not exist, so a hidden one is never
+        revealed. Every route resolves a caller's dataset here; `field` names where the
+        request referred to it."""
+        dataset = self.by_name.get(name)
+        if dataset is None or not dataset.allows_role(role):
+            raise DatasetNotFound(name, field)
+        return dataset
+
     def datasets(self) -> list[Dataset]:
         """Every dataset, sorted by name."""
         return [self.by_name[name] for name in sorted(self.by_name)]
