@@ -26,6 +26,7 @@ from dataexport.errors import (
     RateLimitExceeded,
     Unauthenticated,
 )
+from dataexport.export_job import ExportStatus, HistoryFilter
 from dataexport.export_request import ExportRequest, LegalHoldInput
 from dataexport.identity import Caller, RequestOrigin, Role
 from dataexport.services import exports
@@ -153,10 +154,22 @@ def create_export(
 
 @router.get("/v1/exports")
 def list_exports(
+    *,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    status: Annotated[
+        ExportStatus | None, Query(description="Only jobs in this status (deleted ones too)")
+    ] = None,
+    dataset: Annotated[str | None, Query(max_length=64)] = None,
+    created_from: Annotated[
+        datetime | None, Query(description="ISO 8601 with an offset, inclusive")
+    ] = None,
+    created_to: Annotated[
+        datetime | None, Query(description="ISO 8601 with an offset, exclusive")
+    ] = None,
 ) -> Response[str]:
-    page = exports.list_exports(tenant_user(), limit, cursor, export_services())
+    history = HistoryFilter(status, dataset, created_from, created_to)
+    page = exports.list_exports(tenant_user(), limit, cursor, export_services(), history)
     return json_response(
         200, {"items": [job_view(job) for job in page.jobs], "next_cursor": page.next_cursor}
     )

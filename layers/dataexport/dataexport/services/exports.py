@@ -25,6 +25,7 @@ from dataexport.errors import (
     Conflict,
     DataExportError,
     ExportExpired,
+    ExportNotDownloadable,
     ExportNotFound,
     ExportNotReady,
     IllegalTransition,
@@ -34,8 +35,10 @@ from dataexport.errors import (
     RateLimitExceeded,
 )
 from dataexport.export_job import (
+    UNDELETED_JOBS,
     ExportJob,
     ExportStatus,
+    HistoryFilter,
     JobError,
     export_key,
     new_job_id,
@@ -319,12 +322,23 @@ def get_export(caller: Caller, job_id: str, services: ExportServices) -> ExportJ
 
 
 def list_exports(
-    caller: Caller, limit: int, cursor: str | None, services: ExportServices
+    caller: Caller,
+    limit: int,
+    cursor: str | None,
+    services: ExportServices,
+    history: HistoryFilter = UNDELETED_JOBS,
 ) -> JobPage:
-    """Newest first: an admin's whole tenant, a member's own jobs."""
+    """Newest first: an admin's whole tenant, a member's own jobs; deleted ones only when
+    `history` asks for that status."""
+    start, end = history.created_from, history.created_to
+    for name, moment in (("created_from", start), ("created_to", end)):
+        if moment is not None and moment.tzinfo is None:
+            raise InvalidRequest(name, f"{name} needs a UTC offset (e.g. Z).")
+    if start is not None and end is not None and start >= end:
+        raise InvalidDateRange("created_from", "created_from must be before created_to.")
     if caller.is_admin:
-        return services.jobs.list_for_org(caller.org_id, limit, cursor)
-    return services.jobs.list_for_owner(caller.org_id, caller.user_id, limit, cursor)
+        return services.jobs.list_for_org(caller.org_id, limit, cursor, history)
+    return services.jobs.list_for_owner(caller.org_id, caller.user_id, limit, cursor, history)
 
 
 # A preview counts rows exactly up to this many, and asks PostgreSQL's planner beyond.
@@ -440,6 +454,12 @@ def download_url(
         job.status is ExportStatus.COMPLETED and job.is_due_for_expiry(utc_now())
     ):
         raise ExportExpired(f"Export {job_id} has expired; create a new export.", {"id": job_id})
+    if job.status in (ExportStatus.CANCELLED, ExportStatus.FAILED):
+        raise ExportNotDownloadable(
+            f"Export {job_id} is {job.status.value}; it has no file and never will. "
+            "Create a new export.",
+            {"id": job_id, "status": job.status.value},
+        )
     if job.status is not ExportStatus.COMPLETED or job.s3_key is None:
         raise ExportNotReady(
             f"Export {job_id} is {job.status.value}; it can be downloaded once completed.",
