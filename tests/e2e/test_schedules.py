@@ -166,6 +166,10 @@ def test_run_now_exports_last_month_of_the_schedules_zone_and_shows_in_history(
     answer = owner.call("POST", f"/v1/schedules/{schedule_id}/run")
     assert answer.status == 202, answer.body
     run = answer.json()
+    # (the answer carries the rate-limit state of the slot it used, as POST /v1/exports does)
+    assert answer.headers["X-RateLimit-Limit"] == "10"
+    assert answer.headers["X-RateLimit-Remaining"] == "9"
+    assert int(answer.headers["X-RateLimit-Reset"]) > time.time()
     assert run["trigger"] == "manual"
     job = owner.wait_for(run["job_id"], {"completed", "failed"})
 
