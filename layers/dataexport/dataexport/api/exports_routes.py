@@ -198,6 +198,10 @@ def preview_export(
         Query(max_length=256, description="Comma-separated privacy transforms, as in POST"),
     ] = None,
     summary: Annotated[str | None, Query(max_length=64, description="As in POST")] = None,
+    compression: Annotated[
+        str | None,
+        Query(max_length=16, description="As in POST: the file estimated_bytes sizes"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> Response[str]:
     time_range = {
@@ -216,6 +220,8 @@ def preview_export(
         "privacy": [] if not privacy else [name.strip() for name in privacy.split(",")],
         "summary": summary,
     }
+    if compression is not None:
+        body["compression"] = compression
     request = validated_request(body)
     preview = exports.preview_export(tenant_user(), request, limit, export_services())
     return json_response(

@@ -51,6 +51,7 @@ from dataexport.export_request import (
     ResolvedExport,
     resolve_export,
 )
+from dataexport.formats.size_estimate import SAMPLE_ROWS, estimated_file_bytes
 from dataexport.identity import DATA_EXPORT_PERMISSION, Caller, RequestOrigin
 from dataexport.query_builder import RowScope
 from dataexport.rate_limit import RateDecision, limit_for
@@ -362,7 +363,8 @@ def preview_export(
     caller: Caller, request: ExportRequest, limit: int, services: ExportServices
 ) -> ExportPreview:
     """The first `limit` rows of a request, formatted exactly as its file would hold them
-    (uncompressed), and how many rows and bytes the whole export would have; no job."""
+    (uncompressed), how many rows the whole export would have, and how many bytes its file
+    (compressed as asked) would hold, estimated from a fixed sample of rows; no job."""
     require_export_permission(caller)
     resolved = resolve_export(request, services.catalog, caller, utc_now())
     scope = RowScope(
@@ -370,11 +372,19 @@ def preview_export(
         owner_id=caller.user_id if _owner_scoped(caller, resolved) else None,
     )
     source = services.rows_for(resolved.dataset)
-    rows = source.first_rows(resolved, scope, limit)
+    # One read serves the rows shown and the sample the size is estimated from.
+    sample = source.first_rows(resolved, scope, max(limit, SAMPLE_ROWS))
+    rows = sample[:limit]
     estimate = source.estimate(resolved, scope, PREVIEW_COUNT_BOUND)
     content = resolved.writer.whole_file(resolved.columns, resolved.options, rows)
-    framing = len(resolved.writer.whole_file(resolved.columns, resolved.options, []))
-    per_row = (len(content) - framing) / len(rows) if rows else 0
+    estimated_bytes = estimated_file_bytes(
+        resolved.writer,
+        resolved.columns,
+        resolved.options,
+        compression=resolved.compression,
+        sample=sample,
+        total_rows=estimate.rows,
+    )
     binary = resolved.writer.compresses_itself
     return ExportPreview(
         content=base64.b64encode(content).decode() if binary else content.decode("utf-8"),
@@ -382,7 +392,7 @@ def preview_export(
         rows=len(rows),
         estimated_rows=estimate.rows,
         estimated_rows_exact=estimate.exact,
-        estimated_bytes=framing + round(per_row * estimate.rows),
+        estimated_bytes=estimated_bytes,
         privacy=resolved.privacy.names(),
     )
 
