@@ -41,6 +41,12 @@ def _every_route(member: ApiClient, dataset: str, schedule_id: str) -> dict[str,
     }
 
 
+def _refusals(admin: ApiClient, actor: str) -> int:
+    answer = admin.call("GET", "/v1/audit-events?type=PERMISSION_DENIED&limit=100")
+    assert answer.status == 200, answer.body
+    return sum(1 for event in answer.json()["items"] if event["actor_id"] == actor)
+
+
 @pytest.mark.parametrize("dataset", [HIDDEN, "no_such_dataset"])
 def test_a_hidden_dataset_and_a_missing_one_get_the_same_answer_everywhere(
     runtime: LocalRuntime, dataset: str
@@ -50,6 +56,9 @@ def test_a_hidden_dataset_and_a_missing_one_get_the_same_answer_everywhere(
     created = member.call("POST", "/v1/schedules", {**SCHEDULE, "export": VISIBLE_EXPORT})
     assert created.status == 201, created.body
     schedule_id = created.json()["id"]
+
+    admin = ApiClient(runtime.api_url, runtime.token("ada", ORG, "admin"))
+    refusals_before = _refusals(admin, "mia")
 
     # When they name a dataset their role may not use, or one that does not exist
     answers = _every_route(member, dataset, schedule_id)
@@ -66,6 +75,10 @@ def test_a_hidden_dataset_and_a_missing_one_get_the_same_answer_everywhere(
         "POST /v1/schedules": "export.dataset",
         "PUT /v1/schedules/{id}": "export.dataset",
     }
+    # and the audit trail, which the caller never sees, records each use of a hidden dataset
+    # as a refused permission
+    expected = len(answers) if dataset == HIDDEN else 0
+    assert _refusals(admin, "mia") == refusals_before + expected
     # and nothing was created or changed
     assert member.call("GET", "/v1/exports").json()["items"] == []
     (schedule,) = member.call("GET", "/v1/schedules").json()["items"]

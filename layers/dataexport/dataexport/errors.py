@@ -95,6 +95,11 @@ class DatasetNotFound(DataExportError):
         super().__init__(f"Dataset {name!r} does not exist.", detail)
 
 
+class DatasetHidden(DatasetNotFound):
+    """A dataset the caller's role may not use: answered exactly as a missing one (same code,
+    status and message), but audited as a refused permission."""
+
+
 class ExportExpired(DataExportError):
     error_code = "EXPORT_EXPIRED"
     http_status = 410

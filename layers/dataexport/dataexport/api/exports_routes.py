@@ -21,6 +21,7 @@ from dataexport.audit import AuditEventType
 from dataexport.config import ApiConfig, cached_config
 from dataexport.errors import (
     DataExportError,
+    DatasetHidden,
     InvalidRequest,
     PermissionDenied,
     RateLimitExceeded,
@@ -91,6 +92,8 @@ def request_origin() -> RequestOrigin:
 
 REFUSALS_AUDITED = {
     PermissionDenied: AuditEventType.PERMISSION_DENIED,
+    # Answered as "not found"; the trail still records the refused permission.
+    DatasetHidden: AuditEventType.PERMISSION_DENIED,
     RateLimitExceeded: AuditEventType.RATE_LIMIT_EXCEEDED,
 }
 

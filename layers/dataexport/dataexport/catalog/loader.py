@@ -19,7 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from dataexport.catalog.model import Dataset
-from dataexport.errors import CatalogError, DatasetNotFound
+from dataexport.errors import CatalogError, DatasetHidden, DatasetNotFound
 from dataexport.summary import summary_problems
 
 DATASET_FILE_SUFFIX = ".yaml"
@@ -45,8 +45,10 @@ class Catalog:
         revealed. Every route resolves a caller's dataset here; `field` names where the
         request referred to it."""
         dataset = self.by_name.get(name)
-        if dataset is None or not dataset.allows_role(role):
+        if dataset is None:
             raise DatasetNotFound(name, field)
+        if not dataset.allows_role(role):
+            raise DatasetHidden(name, field)
         return dataset
 
     def datasets(self) -> list[Dataset]:

@@ -364,8 +364,8 @@ def _checked(
     except InvalidRequest as exc:
         detail = {key: value for key, value in exc.detail.items() if key != "field"}
         raise type(exc)(f"export.{exc.field}", exc.message, detail) from None
-    except DatasetNotFound:
-        raise DatasetNotFound(request.dataset, "export.dataset") from None
+    except DatasetNotFound as exc:
+        raise type(exc)(request.dataset, "export.dataset") from None
     return request
 
 
