@@ -396,6 +396,11 @@ def test_a_database_gone_mid_dump_fails_the_backup_and_leaves_no_archive(
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "DUMP_FAILED"
     assert "SELECT" not in failed["error"]["message"] and "LOCK" not in failed["error"]["message"]
+    # (it says what pg_dump said: the connection was ended)
+    assert failed["error"]["message"].startswith(
+        "pg_dump stopped with an error before the dump was complete: "
+    )
+    assert "terminating connection" in failed["error"]["message"]
     assert set(archives(runtime)) == before
     assert wait_for(operator, start(operator)["id"])["status"] == "completed"
 

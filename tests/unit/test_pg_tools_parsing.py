@@ -131,14 +131,16 @@ SECRET = DatabaseSecret(
 def test_a_failed_dump_reports_pg_dumps_reason_without_where_or_how_it_connected() -> None:
     said = [
         "pg_dump: error: query failed: server closed the connection unexpectedly",
-        'pg_dump: detail: connection to server at "db.internal.example" (10.0.0.5), port 5432 '
+        'pg_dump: error: connection to server at "db.internal.example" (10.0.0.5), port 5432 '
         "failed: password=s3cr3t! user=backup_role postgresql://backup_role:s3cr3t!@db/app",
+        "pg_dump: detail: Query was: LOCK TABLE demo.usage_logs IN ACCESS SHARE MODE",
         "pg_dump: warning: something unrelated",
         "unrelated noise",
     ]
     message = dump_failure_message(said, SECRET)
     assert message.startswith("pg_dump stopped with an error before the dump was complete: ")
     assert "query failed: server closed the connection unexpectedly" in message
+    assert "connection to the database server failed" in message
     for secret_part in (
         "s3cr3t",
         "backup_role",
@@ -147,7 +149,7 @@ def test_a_failed_dump_reports_pg_dumps_reason_without_where_or_how_it_connected
         "postgresql://",
     ):
         assert secret_part not in message
-    assert "unrelated" not in message
+    assert "unrelated" not in message and "LOCK" not in message
 
 
 def test_a_dump_that_said_nothing_useful_keeps_the_general_message() -> None:

@@ -288,8 +288,8 @@ def unmatched_objects(reader: PostgresReader, options: BackupOptions) -> list[Na
     return [named[int(position) - 1] for (position,) in reader.fetch(query)]
 
 
-# pg_dump's own reason: its "error:" lines and their "detail:"/"hint:" lines.
-_DUMP_REASON = re.compile(r"^pg_dump: (?:error|detail|hint): (?P<reason>.+)$")
+# pg_dump's own reason: its "error:" and "hint:" lines ("detail:" lines quote its SQL).
+_DUMP_REASON = re.compile(r"^pg_dump: (?:error|hint): (?P<reason>.+)$")
 # Whatever may locate or open the database: URIs, key=value connection settings, and
 # libpq's "connection to server at "host" (address), port N failed:" preamble.
 _CONNECTION_URI = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
