@@ -4,12 +4,13 @@
     dataexport-local seed [--rows 20000]
     dataexport-local token --sub usr_acme_01 --org org_acme [--role member] [--ttl 3600]
     dataexport-local demo [--rows 20000] [--out exports/<file>]
-    dataexport-local audit verify --org org_acme [--api-url http://127.0.0.1:3000] [--json]
+    dataexport-local audit verify --org org_acme [--api-url http://127.0.0.1:3000/v1] [--json]
 
 Tokens are signed with LOCAL_TOKEN_SECRET, or the documented development key when it is unset,
 so a token printed by `token` works against a `serve` running in another terminal; `audit verify`
-asks a running `serve` (the audit table lives in its moto) with an operator token signed the same
-way, and exits 1 when the tenant's chain is broken, 2 when it could not ask.
+asks a running `serve` (the audit table lives in its moto; found at $PORT, or the URL `serve`
+printed) with an operator token signed the same way, and exits 1 when the tenant's chain is
+broken, 2 when it could not ask. `serve` refuses to start on a port already in use.
 `DATABASE_URL` selects your own PostgreSQL instead of the embedded one.
 """
 
@@ -22,6 +23,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -35,6 +37,7 @@ from types import FrameType
 from typing import Any, Final
 from urllib.parse import urlencode
 
+from dataexport_local.api_gateway import LOCALHOST
 from dataexport_local.aws import moto_client
 from dataexport_local.lambda_dispatch import Invocation
 from dataexport_local.postgres import (
@@ -55,6 +58,8 @@ DEMO_POLL_SECONDS: Final = 0.25
 DEMO_EXPORTS_DIR: Final = Path("exports")
 DEMO_STATUS_CODE_AT_LEAST: Final = 400
 DEMO_DAYS: Final = 30
+PORT_IN_USE_STATUS: Final = 1
+SERVE_FUNCTION_LOG_LEVEL: Final = "WARNING"
 
 
 class DemoFailed(Exception):
@@ -112,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="Key=Value",
-        help="template parameter override, e.g. ExportRetentionSeconds=600 (repeatable)",
+        help="template parameter override, e.g. ExportsPerHour=1000 or LogLevel=INFO for the "
+        "functions' own logs (default WARNING) (repeatable)",
     )
     database_options(serve)
 
@@ -147,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--org", required=True, help="tenant (organisation) id")
     verify.add_argument(
         "--api-url",
-        default=f"http://127.0.0.1:{DEFAULT_SERVE_PORT}",
-        help=f"the running local API (default http://127.0.0.1:{DEFAULT_SERVE_PORT})",
+        default=f"http://{LOCALHOST}:{os.environ.get('PORT') or DEFAULT_SERVE_PORT}",
+        help="the running local API, as `serve` prints it, with or without /v1 "
+        f"(default http://{LOCALHOST}:$PORT, or port {DEFAULT_SERVE_PORT})",
     )
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -216,6 +223,14 @@ def serve(arguments: argparse.Namespace) -> int:
     """Run the API with moto and PostgreSQL until Ctrl-C (or SIGTERM)."""
     from dataexport_local.demo_data import DEMO_USERS  # noqa: PLC0415 - demo data is optional
 
+    taken = _port_in_use(arguments.port)
+    if taken is not None:
+        print(
+            f"error: port {arguments.port} is already in use ({taken}); stop what listens "
+            "there or choose another port with --port N (or PORT=N)",
+            file=sys.stderr,
+        )
+        return PORT_IN_USE_STATUS
     database = _database(arguments)
     database.start()
     try:
@@ -223,11 +238,14 @@ def serve(arguments: argparse.Namespace) -> int:
         if seed_rows is None and not has_demo_data(database):
             seed_rows = DEFAULT_SEED_ROWS
             print(f"The database has no demo data yet: seeding {seed_rows} usage logs.")
-        parameters = dict(arguments.parameter)
+        # The server log is one line per request; the functions' own INFO logs on request.
+        parameters = {"LogLevel": SERVE_FUNCTION_LOG_LEVEL, **dict(arguments.parameter)}
         with LocalRuntime(parameters, arguments.port, database, seed_rows) as runtime:
             member, admin = DEMO_USERS[0], DEMO_USERS[1]
             member_token = runtime.token(member.user_id, member.org_id, "member")
             admin_token = runtime.token(admin.user_id, admin.org_id, "admin")
+            expires = datetime.now(UTC) + timedelta(seconds=DEFAULT_TTL_SECONDS)
+            per_hour = runtime.template.parameters.get("ExportsPerHour", "?")
             print(
                 "\n".join(
                     [
@@ -240,6 +258,14 @@ def serve(arguments: argparse.Namespace) -> int:
                         member_token,
                         f"admin token ({admin.user_id}, {admin.org_id}):",
                         admin_token,
+                        f"these tokens live {DEFAULT_TTL_SECONDS // 60} minutes (until "
+                        f"{expires:%H:%M} UTC); mint more with",
+                        f"  dataexport-local token --sub {member.user_id} --org {member.org_id}"
+                        " --ttl 86400",
+                        "",
+                        f"each user may create {per_hour} exports an hour; to explore more, "
+                        "restart with",
+                        "  dataexport-local serve --parameter ExportsPerHour=1000",
                         "",
                         "try:",
                         f"  TOKEN={member_token}",
@@ -259,6 +285,19 @@ def serve(arguments: argparse.Namespace) -> int:
         database.stop()
     print("stopped.")
     return 0
+
+
+def _port_in_use(port: int) -> str | None:
+    """Why the API could not listen on `port` (None: it can), asked before anything is
+    started or seeded."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the API's server binds: a port left in TIME_WAIT is free, a listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LOCALHOST, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def _wait_for_interrupt() -> None:
@@ -348,7 +387,7 @@ def audit(arguments: argparse.Namespace) -> int:
     """`audit verify`: ask the running API to verify a tenant's chain, as an operator."""
     operator = mint_token(AUDIT_OPERATOR_ID, AUDIT_OPERATOR_ORG, "operator", [])
     query = urlencode({"org": arguments.org})
-    url = f"{arguments.api_url.rstrip('/')}/v1/audit-events/verify?{query}"
+    url = f"{api_base_url(arguments.api_url)}/v1/audit-events/verify?{query}"
     try:
         answer = _request("GET", url, operator)
     except (urllib.error.URLError, OSError) as exc:
@@ -365,6 +404,13 @@ def audit(arguments: argparse.Namespace) -> int:
     report: dict[str, Any] = json.loads(answer.body)
     print(json.dumps(report, indent=2) if arguments.json else describe_chain_report(report))
     return 0 if report.get("ok") else 1
+
+
+def api_base_url(url: str) -> str:
+    """The API's base URL from the one `serve` prints (`.../v1`, with or without the stage):
+    the routes' `/v1` and any trailing slash removed."""
+    base = url.strip().rstrip("/")
+    return base.removesuffix("/v1").rstrip("/")
 
 
 def describe_chain_report(report: dict[str, Any]) -> str:

@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 FUNCTION_ERROR_HEADER: Final = "x-amz-function-error"
 UNHANDLED: Final = "Unhandled"
+# What a Lambda authorizer raises to have API Gateway answer 401.
+AUTHORIZER_REFUSAL: Final = "Unauthorized"
+# The base class of the errors the functions raise on purpose (matched by name in the ASL).
+DOMAIN_ERROR_BASE: Final = ("dataexport.errors", "DataExportError")
 HANDLER_MODULE_PREFIX: Final = "dataexport_fn_"
 
 Handler = Callable[[Any, Any], Any]
@@ -133,7 +137,7 @@ class LambdaDispatcher:
             with self._instance_locks[function.logical_id]:
                 result = handler(event, context)
         except Exception as exc:
-            logger.exception("%s failed (request %s)", function.name, context.aws_request_id)
+            _log_failure(function, context.aws_request_id, exc)
             return _error(type(exc).__name__, str(exc), context.aws_request_id, exc)
         try:
             return Invocation(json.dumps(result).encode())
@@ -178,6 +182,30 @@ class LambdaDispatcher:
 
 def _as_arn(name_or_arn: str, function: FunctionSpec) -> str:
     return name_or_arn if name_or_arn.startswith("arn:") else function.arn
+
+
+def _log_failure(function: FunctionSpec, request_id: str, exc: Exception) -> None:
+    """Log a failed invocation: with its traceback only when nothing meant it to fail.
+
+    An authorizer refuses a token by raising "Unauthorized" (API Gateway answers 401; the
+    gateway's request line says so), and a step raises a domain error the state machine
+    matches by name (a webhook to retry, an export that failed): one line each. Anything else
+    is a bug, answered as a 5xx: its traceback is logged."""
+    if type(exc) is Exception and str(exc) == AUTHORIZER_REFUSAL:
+        logger.debug("%s refused a token (request %s)", function.name, request_id)
+    elif _is_domain_error(exc):
+        logger.info(
+            "%s raised %s (request %s): %s", function.name, type(exc).__name__, request_id, exc
+        )
+    else:
+        logger.exception("%s failed (request %s)", function.name, request_id)
+
+
+def _is_domain_error(exc: Exception) -> bool:
+    """Whether `exc` is one of dataexport's own errors. By the class's qualified name, not by
+    isinstance: each dispatcher imports the layer's packages afresh, so the handlers' error
+    classes are not the ones this module sees."""
+    return any((cls.__module__, cls.__qualname__) == DOMAIN_ERROR_BASE for cls in type(exc).__mro__)
 
 
 def _error(

@@ -80,7 +80,7 @@ def test_history_lists_only_own_jobs_newest_first_with_a_cursor(
 @pytest.mark.parametrize(
     ("body", "status", "code", "field"),
     [
-        ({"dataset": "nope", "format": "csv"}, 400, "VALIDATION_ERROR", "dataset"),
+        ({"dataset": "nope", "format": "csv"}, 404, "DATASET_NOT_FOUND", "dataset"),
         ({"dataset": "usage_logs", "format": "docx"}, 400, "VALIDATION_ERROR", "format"),
         (
             {"dataset": "usage_logs", "fields": ["model", "password"]},

@@ -249,6 +249,33 @@ def test_bad_options_are_refused_naming_the_field(runtime: LocalRuntime) -> None
     assert "exclude_table_data" in answer.body.decode()
 
 
+def test_a_schema_or_table_the_database_lacks_is_refused_naming_it(
+    runtime: LocalRuntime,
+) -> None:
+    # Given an operator naming a schema and a table the database does not have, beside ones it has
+    body = {
+        "schemas": ["demo", "no_such_schema"],
+        "tables": ["demo.usage_*", "demo.no_such_table"],
+    }
+
+    before = client(runtime).call("GET", "/v1/backups").json()["items"]
+
+    # When they ask for a backup
+    answer = client(runtime).call("POST", "/v1/backups", body)
+
+    # Then it is a 400 naming the first, listing both, and no backup was started
+    assert answer.status == 400, answer.body
+    error = answer.json()
+    assert error["error_code"] == "VALIDATION_ERROR"
+    assert error["detail"]["field"] == "schemas[1]"
+    assert error["detail"]["missing"] == [
+        {"field": "schemas[1]", "name": "no_such_schema"},
+        {"field": "tables[1]", "name": "demo.no_such_table"},
+    ]
+    assert "no_such_schema" in error["message"] and "demo.no_such_table" in error["message"]
+    assert client(runtime).call("GET", "/v1/backups").json()["items"] == before
+
+
 def test_two_requests_at_once_one_runs_the_other_gets_409(runtime: LocalRuntime) -> None:
     operator = client(runtime)
     barrier = threading.Barrier(2)
@@ -369,6 +396,11 @@ def test_a_database_gone_mid_dump_fails_the_backup_and_leaves_no_archive(
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "DUMP_FAILED"
     assert "SELECT" not in failed["error"]["message"] and "LOCK" not in failed["error"]["message"]
+    # (it says what pg_dump said: the connection was ended)
+    assert failed["error"]["message"].startswith(
+        "pg_dump stopped with an error before the dump was complete: "
+    )
+    assert "terminating connection" in failed["error"]["message"]
     assert set(archives(runtime)) == before
     assert wait_for(operator, start(operator)["id"])["status"] == "completed"
 

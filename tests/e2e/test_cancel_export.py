@@ -116,6 +116,10 @@ def test_cancelling_stops_queued_and_running_exports_and_frees_the_slot(
     queued = admin.create_export(probe_export(SHORT_EXPORT_ROWS, "Europe/Paris"))
     next_in_line = admin.create_export(probe_export(SHORT_EXPORT_ROWS, "Europe/Rome"))
     assert queued["status"] == next_in_line["status"] == "queued"
+    # and a queued export is downloadable once it completes
+    waiting = admin.call("GET", f"/v1/exports/{queued['id']}/download")
+    assert waiting.status == 409 and waiting.json()["error_code"] == "EXPORT_NOT_READY"
+    assert "once completed" in waiting.json()["message"]
 
     # When another tenant's admin and a member of the tenant try to cancel the running one
     for stranger in (
@@ -155,6 +159,11 @@ def test_cancelling_stops_queued_and_running_exports_and_frees_the_slot(
     assert done["status"] == "completed", done["error"]
     assert execution_status(runtime, queued["id"]) is None
     assert admin.call("GET", f"/v1/exports/{queued['id']}").json()["status"] == "cancelled"
+    # and downloading a cancelled export says it never will be downloadable
+    never = admin.call("GET", f"/v1/exports/{queued['id']}/download")
+    assert never.status == 409 and never.json()["error_code"] == "EXPORT_NOT_DOWNLOADABLE"
+    assert never.json()["detail"] == {"id": queued["id"], "status": "cancelled"}
+    assert "never" in never.json()["message"] and "once" not in never.json()["message"]
 
     # And cancelling again answers the same cancelled job
     again = cancel(admin, running["id"])

@@ -35,6 +35,16 @@ def runtime(runtime_factory: RuntimeFactory) -> Iterator[Any]:
         ({"type": "webhook", "url": "https://127.0.0.1:8443/in"}, "delivery.url"),
         ({"type": "webhook", "url": "https://169.254.169.254/latest/meta-data"}, "delivery.url"),
         ({"type": "webhook", "url": "https://localhost/in"}, "delivery.url"),
+        # The same addresses spelled as resolvers also read them
+        ({"type": "webhook", "url": "https://2852039166/latest/meta-data"}, "delivery.url"),
+        ({"type": "webhook", "url": "https://0xa9fea9fe/latest/meta-data"}, "delivery.url"),
+        ({"type": "webhook", "url": "https://0251.0376.0251.0376/latest"}, "delivery.url"),
+        ({"type": "webhook", "url": "https://127.1/in"}, "delivery.url"),
+        ({"type": "webhook", "url": "https://0x7f.1:8443/in"}, "delivery.url"),
+        ({"type": "webhook", "url": "https://[::ffff:169.254.169.254]/latest"}, "delivery.url"),
+        ({"type": "webhook", "url": "https://[::ffff:a9fe:a9fe]/latest"}, "delivery.url"),
+        ({"type": "webhook", "url": "https://[0:0:0:0:0:ffff:127.0.0.1]/in"}, "delivery.url"),
+        ({"type": "webhook", "url": "https://[::1]/in"}, "delivery.url"),
         ({"type": "email", "to": ["ana@example.com", "eve@elsewhere.org"]}, "delivery.to[1]"),
         ({"type": "s3", "bucket": "someone-elses-bucket"}, "delivery.bucket"),
         (
@@ -59,6 +69,19 @@ def test_a_target_the_deployment_does_not_allow_is_a_400_naming_the_field(
     # Nothing was created
     listed = client.call("GET", "/v1/exports").json()["items"]
     assert not listed
+
+
+@pytest.mark.parametrize("host", ["2852039166", "0xa9fea9fe", "127.1", "[::ffff:169.254.169.254]"])
+def test_a_schedule_delivering_to_an_address_in_any_spelling_is_refused(
+    runtime: Any, host: str
+) -> None:
+    client = ApiClient(runtime.api_url, runtime.token("u_refused_schedule", "org_acme", "admin"))
+    export = {**EXPORT, "delivery": {"type": "webhook", "url": f"https://{host}/in"}}
+    body = {"name": "Nightly", "schedule_expression": "cron(0 3 * * ? *)", "export": export}
+    answer = client.call("POST", "/v1/schedules", body)
+    assert answer.status == 400, answer.body
+    assert answer.json()["detail"]["field"] == "export.delivery.url"
+    assert client.call("GET", "/v1/schedules").json()["items"] == []
 
 
 def test_each_tenant_reads_its_own_signing_key_and_operators_none(runtime: Any) -> None:

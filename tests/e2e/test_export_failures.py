@@ -48,7 +48,9 @@ def test_a_query_error_fails_the_job_through_the_catch_path(runtime: Any) -> Non
     uploads = s3.list_multipart_uploads(Bucket=runtime.bucket_name).get("Uploads", [])
     assert not [u for u in uploads if job["id"] in u["Key"]]
 
-    # And its download answers with the error shape, not a file
+    # And its download answers with the error shape, not a file: it never will have one
     answer = client.call("GET", f"/v1/exports/{job['id']}/download")
-    assert answer.status == 409 and answer.json()["error_code"] == "EXPORT_NOT_READY"
+    assert answer.status == 409 and answer.json()["error_code"] == "EXPORT_NOT_DOWNLOADABLE"
     assert json.loads(answer.body).keys() == {"error_code", "message", "detail"}
+    assert answer.json()["detail"] == {"id": job["id"], "status": "failed"}
+    assert "never" in answer.json()["message"]

@@ -23,8 +23,9 @@ from dataexport.adapters.pg_dump import (
     DumpOutcome,
     PostgresTools,
     dump_database,
+    unmatched_objects,
 )
-from dataexport.adapters.postgres import DatabaseSecret
+from dataexport.adapters.postgres import DatabaseSecret, PostgresReader
 from dataexport.backup import BackupOptions
 from tests.integration.conftest import PgEndpoint
 
@@ -164,6 +165,57 @@ def test_the_selection_options_reach_pg_dump(
     assert outcome.table_data_entries == tables_with_rows
 
 
+def test_names_are_matched_against_the_catalog_as_pg_dump_matches_them(
+    pg_socket_dir: str, backup_source_database: str
+) -> None:
+    # given the four-table database read through the API's own reader
+    reader = PostgresReader(secret_for(pg_socket_dir, backup_source_database), 30)
+
+    # when names that exist, in every spelling pg_dump accepts, are checked
+    found = BackupOptions(
+        schemas=["sales", "report*", "PUBLIC"],
+        tables=["customers", "sales.orders", "sales.*", "SALES.Orders", "*.daily"],
+        exclude_table_data=["sales.audit_log"],
+    )
+    # then nothing is missing
+    assert unmatched_objects(reader, found) == []
+
+    # and names that match nothing are reported with the field that gave them, in order
+    # ("orders" is not on the search path without its schema, as pg_dump reads -t orders)
+    missing = BackupOptions(
+        schemas=["sales", "nowhere"],
+        tables=["orders", "sales.nope", "customers"],
+        exclude_tables=["sales_orders"],
+        exclude_table_data=["sales.audit*", "no_log"],
+    )
+    assert [(item.field, item.pattern) for item in unmatched_objects(reader, missing)] == [
+        ("schemas[1]", "nowhere"),
+        ("tables[0]", "orders"),
+        ("tables[1]", "sales.nope"),
+        ("exclude_tables[0]", "sales_orders"),
+        ("exclude_table_data[1]", "no_log"),
+    ]
+
+
+def test_a_failed_pg_dump_reports_its_own_reason(
+    pg_socket_dir: str, backup_source_database: str, postgres_tools: PostgresTools
+) -> None:
+    # given a selection that matches no table (a nightly option the API never checked)
+    secret = secret_for(pg_socket_dir, backup_source_database)
+
+    # when it is dumped
+    with no_children_left(), pytest.raises(DumpFailed) as raised:
+        dump_database(
+            secret, BackupOptions(tables=["gone_table"]), lambda chunk: None, tools=postgres_tools
+        )
+
+    # then the failure says what pg_dump said, and nothing of where the database is
+    assert raised.value.code is DumpFailureCode.DUMP_FAILED
+    message = raised.value.backup_error().message
+    assert "no matching tables were found" in message
+    assert pg_socket_dir not in message
+
+
 def test_an_unknown_role_is_an_authentication_failure(
     pg_socket_dir: str, backup_source_database: str, postgres_tools: PostgresTools
 ) -> None:
@@ -224,9 +276,12 @@ def test_a_backend_terminated_mid_dump_fails_the_dump(
         dump.admin.run("SELECT pg_terminate_backend(:pid)", pid=dump.pid)
         error = dump.outcome.exception(timeout=DEADLINE_SECONDS)
 
-    # then the dump fails as a failed dump, not a stop (and both tools were reaped)
+    # then the dump fails as a failed dump, not a stop (and both tools were reaped), saying
+    # what pg_dump said without the socket it connected through
     assert isinstance(error, DumpFailed)
     assert error.code is DumpFailureCode.DUMP_FAILED
+    assert error.message.startswith("pg_dump stopped with an error before the dump was complete: ")
+    assert pg_socket_dir not in error.message
 
 
 def test_a_stop_request_kills_a_blocked_pg_dump_quickly(

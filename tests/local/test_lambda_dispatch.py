@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from dataexport_local.lambda_dispatch import LambdaDispatcher, LocalLambdaContext
 from dataexport_local.template import SamTemplate
@@ -59,3 +63,44 @@ def test_a_raw_payload_is_parsed_like_lambda_s_invoke(stub_template: SamTemplate
     assert dispatcher.invoke_payload("WorkFunction", b"").json()["worked"] is True
     broken = dispatcher.invoke_payload("WorkFunction", b"{not json")
     assert broken.function_error == "Unhandled"
+
+
+@pytest.fixture
+def dispatch_log() -> Iterator[list[logging.LogRecord]]:
+    """What the dispatcher logs, at every level (the serve command stops propagation)."""
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Collect(logging.DEBUG)
+    logger = logging.getLogger("dataexport_local.lambda_dispatch")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def test_only_a_failure_nothing_meant_is_logged_with_its_traceback(
+    stub_template: SamTemplate, dispatch_log: list[logging.LogRecord]
+) -> None:
+    # Given the stub functions
+    dispatcher = LambdaDispatcher(stub_template.functions)
+    authorizer = stub_template.function("AuthorizerFunction")
+    method_arn = "arn:aws:execute-api:us-east-1:123456789012:api/dev/GET/v1/things"
+
+    # When a step raises a domain error, the authorizer refuses a token, and it has a bug
+    dispatcher.invoke("WorkFunction", {"fail": True})
+    refused = {"authorizationToken": "Bearer nobody", "methodArn": method_arn}
+    assert dispatcher.invoke(authorizer.name, refused).json()["errorMessage"] == "Unauthorized"
+    dispatcher.invoke(authorizer.name, {"authorizationToken": "crash", "methodArn": method_arn})
+
+    # Then the first two are one line each without a traceback (the refusal only at DEBUG),
+    # and only the bug is logged with its traceback
+    logged = [(record.levelno, record.exc_info is not None) for record in dispatch_log]
+    assert logged == [(logging.INFO, False), (logging.DEBUG, False), (logging.ERROR, True)]
+    assert "raised SourceUnavailable" in dispatch_log[0].getMessage()
+    assert "database down" in dispatch_log[0].getMessage()

@@ -88,6 +88,38 @@ def test_webhook_urls_are_refused_naming_the_field(url: str, reason: str) -> Non
     assert reason in refused.value.message
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "2852039166",  # 169.254.169.254 as one decimal number
+        "0xa9fea9fe",
+        "0251.0376.0251.0376",
+        "169.16689662",
+        "127.1",
+        "0x7f.0.0.1",
+        "0",
+        "[::ffff:169.254.169.254]",
+        "[::ffff:a9fe:a9fe]",
+        "[0:0:0:0:0:ffff:7f00:1]",
+    ],
+)
+def test_an_address_in_any_spelling_a_resolver_reads_is_checked_as_that_address(
+    host: str,
+) -> None:
+    for allow_private in (False, True):
+        if allow_private and host in {"127.1", "0x7f.0.0.1", "[0:0:0:0:0:ffff:7f00:1]"}:
+            continue  # loopback, which the deployment may allow
+        with pytest.raises(InvalidRequest) as refused:
+            check_webhook_url(f"https://{host}/hook", allow_private=allow_private)
+        assert "public address" in refused.value.message
+
+
+def test_a_public_address_in_a_legacy_spelling_and_names_that_look_numeric_pass() -> None:
+    assert check_webhook_url("https://134744072/hook", allow_private=False).host == "134744072"
+    for name in ("1e100.net", "0x.example.com", "123.example"):
+        assert check_webhook_url(f"https://{name}/hook", allow_private=False).host == name
+
+
 def test_a_webhook_url_gives_its_endpoint() -> None:
     endpoint = check_webhook_url("https://hooks.example.com:8443/in?team=7", allow_private=False)
     assert (endpoint.host, endpoint.port, endpoint.target) == (

@@ -9,6 +9,7 @@ from dataexport.adapters.pg_dump import (
     DumpFailureCode,
     TocSummary,
     client_environment,
+    dump_failure_message,
     major_version,
     parse_toc_listing,
 )
@@ -120,3 +121,37 @@ def test_a_database_url_names_a_socket_directory_and_takes_the_password_given_ap
 def test_a_url_that_cannot_be_used_is_refused(url: str) -> None:
     with pytest.raises(InvalidDatabaseUrl):
         parse_database_url(url)
+
+
+SECRET = DatabaseSecret(
+    host="db.internal.example", port=5432, username="backup_role", password="s3cr3t!", dbname="app"
+)
+
+
+def test_a_failed_dump_reports_pg_dumps_reason_without_where_or_how_it_connected() -> None:
+    said = [
+        "pg_dump: error: query failed: server closed the connection unexpectedly",
+        'pg_dump: error: connection to server at "db.internal.example" (10.0.0.5), port 5432 '
+        "failed: password=s3cr3t! user=backup_role postgresql://backup_role:s3cr3t!@db/app",
+        "pg_dump: detail: Query was: LOCK TABLE demo.usage_logs IN ACCESS SHARE MODE",
+        "pg_dump: warning: something unrelated",
+        "unrelated noise",
+    ]
+    message = dump_failure_message(said, SECRET)
+    assert message.startswith("pg_dump stopped with an error before the dump was complete: ")
+    assert "query failed: server closed the connection unexpectedly" in message
+    assert "connection to the database server failed" in message
+    for secret_part in (
+        "s3cr3t",
+        "backup_role",
+        "db.internal.example",
+        "10.0.0.5",
+        "postgresql://",
+    ):
+        assert secret_part not in message
+    assert "unrelated" not in message and "LOCK" not in message
+
+
+def test_a_dump_that_said_nothing_useful_keeps_the_general_message() -> None:
+    message = dump_failure_message(["pg_dump: warning: only a warning"], SECRET)
+    assert message == "pg_dump stopped with an error before the dump was complete."

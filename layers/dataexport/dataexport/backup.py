@@ -7,9 +7,10 @@ with a lease, so a backup whose task crashed cannot keep every later one out for
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ulid import ULID
@@ -52,6 +53,28 @@ def _names(description: str) -> Any:
 DumpName = Annotated[str, Field(min_length=1, max_length=127)]
 
 
+@dataclass(frozen=True)
+class NamedObject:
+    """A schema or table pattern a backup names, and the field that named it (`tables[0]`)."""
+
+    field: str
+    kind: Literal["schema", "table"]
+    pattern: str
+
+    def like_patterns(self) -> tuple[str | None, str]:
+        """The pattern as SQL LIKE patterns (schema or None, name), read as pg_dump reads it:
+        unquoted names fold to lower case and `*` matches anything."""
+
+        def like(part: str) -> str:
+            escaped = part.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            return escaped.replace("*", "%")
+
+        schema, _, name = self.pattern.rpartition(".")
+        if self.kind == "schema":
+            return None, like(self.pattern)
+        return (like(schema) if schema else None), like(name)
+
+
 class BackupOptions(BaseModel):
     """What to dump. Empty lists mean pg_dump's defaults: every schema, every table, all data."""
 
@@ -75,6 +98,23 @@ class BackupOptions(BaseModel):
                     "optionally schema.table, with * as a wildcard"
                 )
         return names
+
+    def named_objects(self) -> list[NamedObject]:
+        """Every schema and table pattern the options name, each with where it was given."""
+        named: list[NamedObject] = []
+        selections: tuple[tuple[str, Literal["schema", "table"]], ...] = (
+            ("schemas", "schema"),
+            ("exclude_schemas", "schema"),
+            ("tables", "table"),
+            ("exclude_tables", "table"),
+            ("exclude_table_data", "table"),
+        )
+        for field, kind in selections:
+            named += [
+                NamedObject(f"{field}[{index}]", kind, name)
+                for index, name in enumerate(getattr(self, field))
+            ]
+        return named
 
     def pg_dump_arguments(self) -> list[str]:
         """pg_dump's selection options, one argument each (never through a shell)."""

@@ -18,6 +18,7 @@ from dataexport.adapters.export_scheduler import ExportScheduler
 from dataexport.adapters.hashing_secret import read_hashing_key
 from dataexport.adapters.job_store import JobStore
 from dataexport.adapters.object_store import ObjectStore
+from dataexport.adapters.pg_dump import unmatched_objects
 from dataexport.adapters.postgres import PostgresReader, read_database_secret
 from dataexport.adapters.principal_store import PrincipalStore
 from dataexport.adapters.retention_store import RetentionPolicyStore
@@ -117,8 +118,15 @@ def backup_services(
     if isinstance(config, BackupStepsConfig):
         return audited
     arn = config.backup_state_machine_arn
+    checked = audited
+    if isinstance(config, DatabaseConfig):
+        # The API reads the same database the backup role dumps; any role reads its catalog.
+        checked = replace(
+            audited,
+            unmatched_objects=lambda options: unmatched_objects(postgres_reader(config), options),
+        )
     return replace(
-        audited,
+        checked,
         workflow=ExportWorkflow(arn, config.aws_region, "backup_id") if arn else None,
         download_url_ttl_seconds=config.download_url_ttl_seconds,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import string
 from dataclasses import dataclass
 from datetime import datetime
@@ -242,9 +243,16 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 def _address_literal(host: str) -> IpAddress | None:
+    """The address `host` spells, in any form a resolver reads as one: IPv4 and IPv6 as
+    written canonically, and the legacy IPv4 forms inet_aton accepts (2852039166, 0xa9fea9fe,
+    0251.0376.0251.0376, 127.1), which getaddrinfo would connect to without a lookup."""
     try:
         return ipaddress.ip_address(host)
     except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
         return None
 
 

@@ -112,11 +112,20 @@ class ScheduleNotFound(DataExportError):
 
 
 class DatasetNotFound(DataExportError):
+    """Also raised for a dataset the caller's role may not use: its existence is never revealed.
+    `field` names where a request referred to it (a body field or query parameter)."""
+
     error_code = "DATASET_NOT_FOUND"
     http_status = 404
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"Dataset {name!r} does not exist.", {"dataset": name})
+    def __init__(self, name: str, field: str | None = None) -> None:
+        detail = {"dataset": name} if field is None else {"dataset": name, "field": field}
+        super().__init__(f"Dataset {name!r} does not exist.", detail)
+
+
+class DatasetHidden(DatasetNotFound):
+    """A dataset the caller's role may not use: answered exactly as a missing one (same code,
+    status and message), but audited as a refused permission."""
 
 
 class ExportExpired(DataExportError):
@@ -126,6 +135,13 @@ class ExportExpired(DataExportError):
 
 class ExportNotReady(DataExportError):
     error_code = "EXPORT_NOT_READY"
+    http_status = 409
+
+
+class ExportNotDownloadable(DataExportError):
+    """A cancelled or failed export: it has no file and never will."""
+
+    error_code = "EXPORT_NOT_DOWNLOADABLE"
     http_status = 409
 
 

@@ -6,6 +6,7 @@ a retried or late step can never move a job backwards (e.g. completed -> running
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, overload
@@ -50,6 +51,21 @@ ALLOWED_TRANSITIONS: dict[ExportStatus, frozenset[ExportStatus]] = {
 }
 
 LIVE_STATUSES = frozenset({ExportStatus.QUEUED, ExportStatus.RUNNING})
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """What a listing of jobs keeps. Deleted jobs are left out unless `status` asks for them;
+    `created_from` is inclusive, `created_to` exclusive."""
+
+    status: ExportStatus | None = None
+    dataset: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+# The history as it is listed by default: every job but the deleted ones.
+UNDELETED_JOBS = HistoryFilter()
 
 
 def sources_of(target: ExportStatus) -> frozenset[ExportStatus]:

@@ -23,7 +23,7 @@ from dataexport.aggregation import (
 from dataexport.catalog.loader import Catalog
 from dataexport.catalog.model import ChildDataset, ColumnType, Dataset, PrivacyTransform
 from dataexport.delivery import DeliveryTarget, LinkDelivery
-from dataexport.errors import DatasetNotFound, InvalidRequest, PermissionDenied
+from dataexport.errors import DatasetNotFound, InvalidRequest
 from dataexport.filters import FilterClause, TimeWindow, parse_filters, parse_time_window
 from dataexport.formats import get_format
 from dataexport.formats.compression import Compression
@@ -496,19 +496,18 @@ def resolve_export(
 ) -> ResolvedExport:
     """Check a request against the catalog (and the caller's role when given).
 
-    Raises InvalidRequest naming the bad field. The steps call it without a caller: the role was
-    checked when the job was created. A time preset is resolved at `now`: the job's creation
-    time, so every step sees the same window.
+    Raises InvalidRequest naming the bad field, and DatasetNotFound for a dataset the caller
+    may not use (or that does not exist). The steps call it without a caller: the role was
+    checked when the job was created, and a dataset gone since is an invalid request. A time
+    preset is resolved at `now`: the job's creation time, so every step sees the same window.
     """
-    try:
-        dataset = catalog.get(request.dataset)
-    except DatasetNotFound as exc:
-        raise InvalidRequest("dataset", exc.message, exc.detail) from None
-    if caller is not None and not dataset.allows_role(caller.role.value):
-        raise PermissionDenied(
-            f"Your role may not export the dataset {request.dataset!r}.",
-            {"dataset": request.dataset},
-        )
+    if caller is not None:
+        dataset = catalog.usable_by(request.dataset, caller.role.value, "dataset")
+    else:
+        try:
+            dataset = catalog.get(request.dataset)
+        except DatasetNotFound as exc:
+            raise InvalidRequest("dataset", exc.message, exc.detail) from None
     options = resolve_options(request.options)
     profile = effective_profile(
         dataset, request.privacy, caller.role.value if caller is not None else None

@@ -32,9 +32,11 @@ from dataexport.adapters.page_cursor import decode_cursor, encode_cursor
 from dataexport.delivery import DeliveryRecord, DeliveryStatus, LinkDelivery, parse_target
 from dataexport.errors import ExportNotFound, IllegalTransition
 from dataexport.export_job import (
+    UNDELETED_JOBS,
     ExportFile,
     ExportJob,
     ExportStatus,
+    HistoryFilter,
     JobError,
     PartSummary,
     sources_of,
@@ -170,19 +172,31 @@ class JobStore:
         except DoesNotExist:
             raise ExportNotFound(job_id) from None
 
-    def list_for_owner(self, org_id: str, owner_id: str, limit: int, cursor: str | None) -> JobPage:
-        """One user's jobs, newest first."""
+    def list_for_owner(
+        self,
+        org_id: str,
+        owner_id: str,
+        limit: int,
+        cursor: str | None,
+        history: HistoryFilter = UNDELETED_JOBS,
+    ) -> JobPage:
+        """One user's jobs that `history` keeps, newest first."""
         return self._page(
             self._model.owner_created_index,
             "owner_key",
             job_owner_key(org_id, owner_id),
             limit,
             cursor,
+            history=history,
         )
 
-    def list_for_org(self, org_id: str, limit: int, cursor: str | None) -> JobPage:
-        """A whole tenant's jobs, newest first."""
-        return self._page(self._model.org_created_index, "org_id", org_id, limit, cursor)
+    def list_for_org(
+        self, org_id: str, limit: int, cursor: str | None, history: HistoryFilter = UNDELETED_JOBS
+    ) -> JobPage:
+        """A whole tenant's jobs that `history` keeps, newest first."""
+        return self._page(
+            self._model.org_created_index, "org_id", org_id, limit, cursor, history=history
+        )
 
     def created_between(
         self, org_id: str, owner_id: str | None, start: datetime, end: datetime, limit: int
@@ -233,10 +247,38 @@ class JobStore:
         hash_value: str,
         limit: int,
         cursor: str | None,
+        *,
+        history: HistoryFilter,
     ) -> JobPage:
+        """A page of up to `limit` jobs that `history` keeps. DynamoDB filters each page it
+        reads, so the query reads on until the page is full; the cursor then points at the
+        last job returned, not at the last one read."""
         start_key = decode_cursor(cursor, {hash_name: hash_value})
+        created = self._model.created_at
+        start, end = history.created_from, history.created_to
+        created_range: Condition | None = None
+        kept: Condition = (
+            self._model.status == history.status.value
+            if history.status is not None
+            else self._model.status != ExportStatus.DELETED.value
+        )
+        if history.dataset is not None:
+            kept &= self._model.dataset == history.dataset
+        if start is not None and end is not None:
+            # between is inclusive at both ends; the end is exclusive.
+            created_range = created.between(sortable_utc(start), sortable_utc(end))
+            kept &= created < sortable_utc(end)
+        elif start is not None:
+            created_range = created >= sortable_utc(start)
+        elif end is not None:
+            created_range = created < sortable_utc(end)
         results = index.query(
-            hash_value, scan_index_forward=False, limit=limit, last_evaluated_key=start_key
+            hash_value,
+            range_key_condition=created_range,
+            filter_condition=kept,
+            scan_index_forward=False,
+            limit=limit,
+            last_evaluated_key=start_key,
         )
         jobs = [self._to_job(item) for item in results]
         return JobPage(jobs, encode_cursor(results.last_evaluated_key, len(jobs), limit))

@@ -26,9 +26,15 @@ import pg8000.native
 from aws_lambda_powertools import Logger
 from pg8000.exceptions import DatabaseError, InterfaceError
 
-from dataexport.adapters.postgres import DatabaseSecret, TlsMode, connection_options
-from dataexport.backup import BackupError, BackupOptions
+from dataexport.adapters.postgres import (
+    DatabaseSecret,
+    PostgresReader,
+    TlsMode,
+    connection_options,
+)
+from dataexport.backup import BackupError, BackupOptions, NamedObject
 from dataexport.errors import ConfigurationError, DataExportError
+from dataexport.query_builder import BoundQuery
 
 logger = Logger(child=True)
 
@@ -241,6 +247,82 @@ def _refusal(exc: DatabaseError) -> DumpFailed:
     return DumpFailed(DumpFailureCode.CONNECTION_FAILED)
 
 
+# The patterns (by position) that match nothing in the database's catalog, as pg_dump
+# matches them: -n against schemas; -t against tables, views, sequences, materialized views,
+# foreign and partitioned tables, in the given schema or else among those on the search path.
+_UNMATCHED_SQL: Final = """
+SELECT wanted.position
+FROM unnest(CAST(:kinds AS text[]), CAST(:schemas AS text[]), CAST(:names AS text[]))
+    WITH ORDINALITY AS wanted(kind, schema_like, name_like, position)
+WHERE NOT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_namespace n
+    WHERE wanted.kind = 'schema' AND n.nspname LIKE wanted.name_like
+) AND NOT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE wanted.kind = 'table'
+      AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+      AND c.relname LIKE wanted.name_like
+      AND CASE WHEN wanted.schema_like IS NULL THEN pg_catalog.pg_table_is_visible(c.oid)
+               ELSE n.nspname LIKE wanted.schema_like END
+)
+ORDER BY wanted.position
+"""
+
+
+def unmatched_objects(reader: PostgresReader, options: BackupOptions) -> list[NamedObject]:
+    """The schemas and tables `options` name that match nothing in the database (read from
+    its catalog, which every role may read), in the order they were given."""
+    named = options.named_objects()
+    if not named:
+        return []
+    patterns = [item.like_patterns() for item in named]
+    query = BoundQuery(
+        _UNMATCHED_SQL,
+        {
+            "kinds": [item.kind for item in named],
+            "schemas": [schema for schema, _ in patterns],
+            "names": [name for _, name in patterns],
+        },
+    )
+    return [named[int(position) - 1] for (position,) in reader.fetch(query)]
+
+
+# pg_dump's own reason: its "error:" and "hint:" lines ("detail:" lines quote its SQL).
+_DUMP_REASON = re.compile(r"^pg_dump: (?:error|hint): (?P<reason>.+)$")
+# Whatever may locate or open the database: URIs, key=value connection settings, and
+# libpq's "connection to server at "host" (address), port N failed:" preamble.
+_CONNECTION_URI = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+_CONNECTION_SETTING = re.compile(
+    r"\b(password|passfile|user|host|hostaddr|port|dbname|sslkey|sslcert)\s*=\s*('[^']*'|\S+)",
+    re.IGNORECASE,
+)
+_SERVER_AT = re.compile(
+    r'connection to server (at|on socket) "[^"]*"( \([^)]*\))?(, port \d+)?', re.IGNORECASE
+)
+REASON_CHARACTERS: Final = 500
+
+
+def dump_failure_message(stderr_lines: Iterable[str], secret: DatabaseSecret) -> str:
+    """DUMP_FAILED's message with pg_dump's own reason, sanitised: no password, user, host or
+    connection string (the secret's values are removed wherever they appear)."""
+    reasons = [
+        match["reason"] for line in stderr_lines if (match := _DUMP_REASON.match(line.strip()))
+    ]
+    if not reasons:
+        return _MESSAGES[DumpFailureCode.DUMP_FAILED]
+    reason = " ".join(reasons)
+    reason = _SERVER_AT.sub("connection to the database server", reason)
+    reason = _CONNECTION_URI.sub("[connection string]", reason)
+    reason = _CONNECTION_SETTING.sub(lambda match: f"{match[1]}=[hidden]", reason)
+    for value in (secret.password, secret.host, secret.username):
+        if value and len(value) > 2:
+            reason = reason.replace(value, "[hidden]")
+    if len(reason) > REASON_CHARACTERS:
+        reason = reason[: REASON_CHARACTERS - 1] + "…"
+    return f"pg_dump stopped with an error before the dump was complete: {reason}"
+
+
 def _never() -> bool:
     return False
 
@@ -284,7 +366,7 @@ def dump_database(
             [tools.pg_restore, "--list"], listing_environment, stdin=subprocess.PIPE
         )
         summary = _ListingReader(listing, children)
-        children.log_stderr(dump, "pg_dump")
+        dump_said = children.log_stderr(dump, "pg_dump")
         children.log_stderr(listing, "pg_restore")
         assert dump.stdout is not None and listing.stdin is not None
         tee = _Tee(listing.stdin)
@@ -297,8 +379,10 @@ def dump_database(
         code = dump.wait()
         if code != 0:
             logger.warning("pg_dump failed", extra={"exit_code": code})
-            failure = DumpFailureCode.DUMP_KILLED if code < 0 else DumpFailureCode.DUMP_FAILED
-            raise DumpFailed(failure)
+            if code < 0:
+                raise DumpFailed(DumpFailureCode.DUMP_KILLED)
+            children.join_readers()
+            raise DumpFailed(DumpFailureCode.DUMP_FAILED, dump_failure_message(dump_said, secret))
         tee.close()
         toc = summary.finish(LISTING_WAIT_SECONDS)
         if listing.returncode != 0 or toc.entries == 0:
@@ -436,18 +520,27 @@ class _Children:
         self._processes.append(process)
         return process
 
-    def log_stderr(self, process: subprocess.Popen[bytes], program: str) -> None:
+    def log_stderr(self, process: subprocess.Popen[bytes], program: str) -> list[str]:
         """Log the first lines a tool writes to stderr, truncated (they may name the host or
-        user, so they go to the log only); read all of it so the tool never blocks."""
+        user: only sanitised ones reach an operator); read all of it so the tool never
+        blocks. The lines logged are also collected in the list returned."""
+        said: list[str] = []
 
         def read() -> None:
             assert process.stderr is not None
             for number, raw in enumerate(process.stderr):
                 if number < LOGGED_LINES:
                     line = raw.decode("utf-8", "replace").rstrip()[:LOGGED_LINE_CHARACTERS]
+                    said.append(line)
                     logger.warning(f"{program} said", extra={"line": line})
 
         self.thread(read, f"{program}-stderr")
+        return said
+
+    def join_readers(self) -> None:
+        """Wait for the reader threads of exited children to have read everything."""
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def thread(self, work: Callable[[], None], name: str) -> threading.Thread:
         """Run `work` (reading a child's pipe) in a thread joined when the block ends."""

@@ -19,7 +19,6 @@ from dataexport.catalog.model import (
     PrivacyTransform,
     Sensitivity,
 )
-from dataexport.errors import DatasetNotFound
 from dataexport.export_request import ExportOptionsInput
 from dataexport.formats import FORMATS
 from dataexport.formats.compression import Compression
@@ -149,9 +148,7 @@ def list_datasets() -> Response[str]:
 @router.get("/v1/datasets/<name>")
 def get_dataset(name: Annotated[str, Path(max_length=64)]) -> Response[str]:
     role = tenant_user().role.value
-    dataset = export_services().catalog.get(name)
-    if not dataset.allows_role(role):
-        raise DatasetNotFound(name)  # datasets a role may not use are not shown to it
+    dataset = export_services().catalog.usable_by(name, role)
     return _json(dataset_view(dataset, role))
 
 

@@ -22,11 +22,13 @@ from dataexport.client_json import load_client_json
 from dataexport.config import ApiConfig, cached_config
 from dataexport.errors import (
     DataExportError,
+    DatasetHidden,
     InvalidRequest,
     PermissionDenied,
     RateLimitExceeded,
     Unauthenticated,
 )
+from dataexport.export_job import ExportStatus, HistoryFilter
 from dataexport.export_request import ExportRequest, LegalHoldInput
 from dataexport.field_path import field_path
 from dataexport.filters import UtcTimestamp
@@ -93,6 +95,8 @@ def request_origin() -> RequestOrigin:
 
 REFUSALS_AUDITED = {
     PermissionDenied: AuditEventType.PERMISSION_DENIED,
+    # Answered as "not found"; the trail still records the refused permission.
+    DatasetHidden: AuditEventType.PERMISSION_DENIED,
     RateLimitExceeded: AuditEventType.RATE_LIMIT_EXCEEDED,
 }
 
@@ -156,12 +160,26 @@ def create_export(
 
 @router.get("/v1/exports")
 def list_exports(
+    *,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    status: Annotated[
+        ExportStatus | None, Query(description="Only jobs in this status (deleted ones too)")
+    ] = None,
+    dataset: Annotated[str | None, Query(max_length=64)] = None,
+    created_from: Annotated[
+        UtcTimestamp | None, Query(description="ISO 8601 with an offset, inclusive")
+    ] = None,
+    created_to: Annotated[
+        UtcTimestamp | None, Query(description="ISO 8601 with an offset, exclusive")
+    ] = None,
 ) -> Response[str]:
     caller = tenant_user()
     scope = ("exports", caller.org_id, caller.user_id)
-    page = exports.list_exports(caller, limit, opened_cursor(cursor, scope), export_services())
+    history = HistoryFilter(status, dataset, created_from, created_to)
+    page = exports.list_exports(
+        caller, limit, opened_cursor(cursor, scope), export_services(), history
+    )
     return json_response(
         200,
         {
@@ -194,6 +212,10 @@ def preview_export(
         Query(max_length=256, description="Comma-separated privacy transforms, as in POST"),
     ] = None,
     summary: Annotated[str | None, Query(max_length=64, description="As in POST")] = None,
+    compression: Annotated[
+        str | None,
+        Query(max_length=16, description="As in POST: the file estimated_bytes sizes"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> Response[str]:
     time_range = {
@@ -212,6 +234,8 @@ def preview_export(
         "privacy": [] if not privacy else [name.strip() for name in privacy.split(",")],
         "summary": summary,
     }
+    if compression is not None:
+        body["compression"] = compression
     try:
         request = validated_request(body)
         preview = exports.preview_export(tenant_user(), request, limit, export_services())

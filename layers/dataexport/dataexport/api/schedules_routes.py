@@ -146,6 +146,8 @@ def run_schedule(schedule_id: ScheduleId) -> Response[str]:
     if result.job is not None:
         body["export"] = job_view(result.job)
     response = json_response(202, body)
+    if result.rate is not None:
+        response.headers.update(result.rate.headers())
     if result.job is not None:
         response.headers["Location"] = f"/v1/exports/{result.job.id}"
     return response

@@ -19,7 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from dataexport.catalog.model import Dataset
-from dataexport.errors import CatalogError, DatasetNotFound
+from dataexport.errors import CatalogError, DatasetHidden, DatasetNotFound
 from dataexport.field_path import field_path
 from dataexport.summary import summary_problems
 
@@ -39,6 +39,18 @@ class Catalog:
             return self.by_name[name]
         except KeyError:
             raise DatasetNotFound(name) from None
+
+    def usable_by(self, name: str, role: str, field: str | None = None) -> Dataset:
+        """The dataset called `name` if a caller with `role` may use it; otherwise
+        DatasetNotFound, as for a dataset that does not exist, so a hidden one is never
+        revealed. Every route resolves a caller's dataset here; `field` names where the
+        request referred to it."""
+        dataset = self.by_name.get(name)
+        if dataset is None:
+            raise DatasetNotFound(name, field)
+        if not dataset.allows_role(role):
+            raise DatasetHidden(name, field)
+        return dataset
 
     def datasets(self) -> list[Dataset]:
         """Every dataset, sorted by name."""

@@ -32,6 +32,7 @@ from dataexport.backup import (
     BackupStatus,
     BackupTrigger,
     DumpReport,
+    NamedObject,
     backup_expiry,
     backup_file_name,
     backup_key,
@@ -44,6 +45,7 @@ from dataexport.errors import (
     BackupRunning,
     BackupsNotConfigured,
     BackupTaskFailed,
+    InvalidRequest,
     PermissionDenied,
 )
 from dataexport.export_job import utc_now
@@ -82,6 +84,8 @@ class BackupServices:
     workflow: ExportWorkflow | None = None
     download_url_ttl_seconds: int = 300
     clock: Callable[[], datetime] = utc_now
+    # The API's check of the names a backup gives against the database's catalog.
+    unmatched_objects: Callable[[BackupOptions], list[NamedObject]] | None = None
 
 
 # --------------------------------------------------------------------------- operators (API)
@@ -99,6 +103,7 @@ def request_backup(
         raise BackupsNotConfigured(
             "This deployment has no backup task (its BackupImageUri parameter is empty)."
         )
+    _check_named_objects(options, services)
     backup = start_backup(services, options, BackupTrigger.MANUAL, caller, origin)
     try:
         services.workflow.start(backup.id)
@@ -108,6 +113,22 @@ def request_backup(
         raise
     logger.info("Backup requested", extra={"backup_id": backup.id})
     return backup
+
+
+def _check_named_objects(options: BackupOptions, services: BackupServices) -> None:
+    """Refuse, naming them, the schemas and tables that match nothing in the database: pg_dump
+    would stop on them (or, excluded, protect nothing) after the backup had started."""
+    if services.unmatched_objects is None:
+        return
+    missing = services.unmatched_objects(options)
+    if not missing:
+        return
+    described = "; ".join(f"no {item.kind} matches {item.pattern!r}" for item in missing)
+    raise InvalidRequest(
+        missing[0].field,
+        f"The database has {described}.",
+        {"missing": [{"field": item.field, "name": item.pattern} for item in missing]},
+    )
 
 
 def list_backups(

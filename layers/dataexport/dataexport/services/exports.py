@@ -25,6 +25,7 @@ from dataexport.errors import (
     Conflict,
     DataExportError,
     ExportExpired,
+    ExportNotDownloadable,
     ExportNotFound,
     ExportNotReady,
     IllegalTransition,
@@ -34,8 +35,10 @@ from dataexport.errors import (
     RateLimitExceeded,
 )
 from dataexport.export_job import (
+    UNDELETED_JOBS,
     ExportJob,
     ExportStatus,
+    HistoryFilter,
     JobError,
     export_key,
     new_job_id,
@@ -48,6 +51,7 @@ from dataexport.export_request import (
     ResolvedExport,
     resolve_export,
 )
+from dataexport.formats.size_estimate import SAMPLE_ROWS, estimated_file_bytes
 from dataexport.identity import DATA_EXPORT_PERMISSION, Caller, RequestOrigin
 from dataexport.query_builder import RowScope
 from dataexport.rate_limit import RateDecision, limit_for
@@ -327,13 +331,24 @@ def get_export(caller: Caller, job_id: str, services: ExportServices) -> ExportJ
 
 
 def list_exports(
-    caller: Caller, limit: int, cursor: str | None, services: ExportServices
+    caller: Caller,
+    limit: int,
+    cursor: str | None,
+    services: ExportServices,
+    history: HistoryFilter = UNDELETED_JOBS,
 ) -> JobPage:
-    """Newest first: an admin's whole tenant, a member's own jobs."""
+    """Newest first: an admin's whole tenant, a member's own jobs; deleted ones only when
+    `history` asks for that status."""
+    start, end = history.created_from, history.created_to
+    for name, moment in (("created_from", start), ("created_to", end)):
+        if moment is not None and moment.tzinfo is None:
+            raise InvalidRequest(name, f"{name} needs a UTC offset (e.g. Z).")
+    if start is not None and end is not None and start >= end:
+        raise InvalidDateRange("created_from", "created_from must be before created_to.")
     if caller.is_admin:
-        page = services.jobs.list_for_org(caller.org_id, limit, cursor)
+        page = services.jobs.list_for_org(caller.org_id, limit, cursor, history)
     else:
-        page = services.jobs.list_for_owner(caller.org_id, caller.user_id, limit, cursor)
+        page = services.jobs.list_for_owner(caller.org_id, caller.user_id, limit, cursor, history)
     return JobPage([job for job in page.jobs if visible_to(caller, job)], page.next_cursor)
 
 
@@ -358,7 +373,8 @@ def preview_export(
     caller: Caller, request: ExportRequest, limit: int, services: ExportServices
 ) -> ExportPreview:
     """The first `limit` rows of a request, formatted exactly as its file would hold them
-    (uncompressed), and how many rows and bytes the whole export would have; no job."""
+    (uncompressed), how many rows the whole export would have, and how many bytes its file
+    (compressed as asked) would hold, estimated from a fixed sample of rows; no job."""
     require_export_permission(caller)
     resolved = resolve_export(request, services.catalog, caller, utc_now())
     scope = RowScope(
@@ -366,11 +382,19 @@ def preview_export(
         owner_id=caller.user_id if _owner_scoped(caller, resolved) else None,
     )
     source = services.rows_for(resolved.dataset)
-    rows = source.first_rows(resolved, scope, limit)
+    # One read serves the rows shown and the sample the size is estimated from.
+    sample = source.first_rows(resolved, scope, max(limit, SAMPLE_ROWS))
+    rows = sample[:limit]
     estimate = source.estimate(resolved, scope, PREVIEW_COUNT_BOUND)
     content = resolved.writer.whole_file(resolved.columns, resolved.options, rows)
-    framing = len(resolved.writer.whole_file(resolved.columns, resolved.options, []))
-    per_row = (len(content) - framing) / len(rows) if rows else 0
+    estimated_bytes = estimated_file_bytes(
+        resolved.writer,
+        resolved.columns,
+        resolved.options,
+        compression=resolved.compression,
+        sample=sample,
+        total_rows=estimate.rows,
+    )
     binary = resolved.writer.compresses_itself
     return ExportPreview(
         content=base64.b64encode(content).decode() if binary else content.decode("utf-8"),
@@ -378,7 +402,7 @@ def preview_export(
         rows=len(rows),
         estimated_rows=estimate.rows,
         estimated_rows_exact=estimate.exact,
-        estimated_bytes=framing + round(per_row * estimate.rows),
+        estimated_bytes=estimated_bytes,
         privacy=resolved.privacy.names(),
     )
 
@@ -456,6 +480,12 @@ def download_url(
         job.status is ExportStatus.COMPLETED and job.is_due_for_expiry(utc_now())
     ):
         raise ExportExpired(f"Export {job_id} has expired; create a new export.", {"id": job_id})
+    if job.status in (ExportStatus.CANCELLED, ExportStatus.FAILED):
+        raise ExportNotDownloadable(
+            f"Export {job_id} is {job.status.value}; it has no file and never will. "
+            "Create a new export.",
+            {"id": job_id, "status": job.status.value},
+        )
     if job.status is not ExportStatus.COMPLETED or job.s3_key is None:
         raise ExportNotReady(
             f"Export {job_id} is {job.status.value}; it can be downloaded once completed.",

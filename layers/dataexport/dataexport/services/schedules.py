@@ -21,6 +21,7 @@ from dataexport.audit import AuditEventType
 from dataexport.errors import (
     Conflict,
     DataExportError,
+    DatasetNotFound,
     ExportNotFound,
     InvalidRequest,
     PermissionDenied,
@@ -41,6 +42,7 @@ from dataexport.export_schedule import (
     with_schedule_zone,
 )
 from dataexport.identity import Caller, RequestOrigin
+from dataexport.rate_limit import RateDecision
 from dataexport.services.exports import (
     CreationServices,
     ScheduledCreation,
@@ -102,6 +104,8 @@ class RunResult:
     job: ExportJob | None
     # Why a refused run created no job.
     refusal: DataExportError | None = None
+    # The owner's rate-limit state after the run took its slot (a run that created a job).
+    rate: RateDecision | None = None
 
 
 # ----------------------------------------------------------------------------- use cases
@@ -304,7 +308,7 @@ def _run(
             origin,
             ScheduledCreation(schedule.id, rate_limited=trigger is RunTrigger.MANUAL),
         )
-    except (PermissionDenied, InvalidRequest) as refusal:
+    except (PermissionDenied, InvalidRequest, DatasetNotFound) as refusal:
         return _refuse(schedule, run, refusal, services, origin=origin, actor=actor)
     except BaseException:
         # Nothing was decided: let a retry (Scheduler's, or the caller's) run it.
@@ -314,13 +318,13 @@ def _run(
     services.schedules.finish_run(run)
     _record_run(run, schedule, services, origin, actor)
     logger.info("Schedule ran", extra={"schedule_id": schedule.id, "job_id": created.job.id})
-    return RunResult(run, created.job)
+    return RunResult(run, created.job, rate=created.rate)
 
 
 def _refuse(
     schedule: ExportSchedule,
     run: ScheduleRun,
-    refusal: PermissionDenied | InvalidRequest,
+    refusal: PermissionDenied | InvalidRequest | DatasetNotFound,
     services: ScheduleServices,
     *,
     origin: RequestOrigin,
@@ -360,6 +364,8 @@ def _checked(
     except InvalidRequest as exc:
         detail = {key: value for key, value in exc.detail.items() if key != "field"}
         raise type(exc)(f"export.{exc.field}", exc.message, detail) from None
+    except DatasetNotFound as exc:
+        raise type(exc)(request.dataset, "export.dataset") from None
     return request
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from dataexport.errors import DataExportError
+
 INVOCATIONS = 0
 
 
-class SourceUnavailable(Exception):
+class SourceUnavailable(DataExportError):
     """Named like the real step error that the state machine's Catch matches."""
 
 
