@@ -266,7 +266,9 @@ def _name_as_query_parameter(error: InvalidRequest) -> None:
     """Preview's time range comes as `preset`, `start` and `end`: name those, not time_range."""
     prefix = "time_range."
     if error.field.startswith(prefix):
-        error.field = error.detail["field"] = error.field.removeprefix(prefix)
+        parameter = error.field.removeprefix(prefix)
+        error.message = error.message.replace(error.field, parameter)
+        error.field = error.detail["field"] = parameter
 
 
 def validated_request(body: dict[str, Any]) -> ExportRequest:
