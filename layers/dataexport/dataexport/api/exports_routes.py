@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from typing import Annotated, Any
@@ -10,13 +11,22 @@ from typing import Annotated, Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
-from pydantic import ValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from pydantic import BaseModel, ValidationError
 
 from dataexport import components
 from dataexport.adapters.audit_store import AuditTrail
 from dataexport.api.idempotency import idempotent_create
 from dataexport.api.job_view import job_view
+from dataexport.api.openapi_document import LOCATION_HEADER, RATE_LIMIT_HEADERS, answers
+from dataexport.api.request_examples import EXPORT_REQUEST_EXAMPLES
+from dataexport.api.response_models import (
+    DownloadRedirect,
+    ExportJobView,
+    ExportPage,
+    PreviewView,
+    StatsView,
+)
 from dataexport.audit import AuditEventType
 from dataexport.config import ApiConfig, cached_config
 from dataexport.errors import (
@@ -130,12 +140,49 @@ def json_response(status: int, body: Any) -> Response[str]:
     )
 
 
-@router.post("/v1/exports")
+def model_response(status: int, model: type[BaseModel], view: Mapping[str, Any]) -> Response[str]:
+    """`view` sent through its documented `model`: a field either lacks fails here, loudly."""
+    answer = model.model_validate(view)
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=answer.model_dump_json(by_alias=True),
+    )
+
+
+@router.post(
+    "/v1/exports",
+    summary="Create an export",
+    responses=answers(
+        {
+            202: ("Created: the new job, queued", ExportJobView),
+            200: ("The same request is already live (or the Idempotency-Key's job)", ExportJobView),
+        },
+        400,
+        (404, "DATASET_NOT_FOUND: no such dataset for this role."),
+        (409, "CONFLICT: a request with this Idempotency-Key is still being handled."),
+        413,
+        415,
+        422,
+        503,
+        headers={
+            202: {**LOCATION_HEADER, **RATE_LIMIT_HEADERS},
+            200: {**LOCATION_HEADER, **RATE_LIMIT_HEADERS},
+            429: RATE_LIMIT_HEADERS,
+        },
+    ),
+)
 def create_export(
-    request: ExportRequest,
+    request: Annotated[ExportRequest, Body(openapi_examples=EXPORT_REQUEST_EXAMPLES)],
     idempotency_key: Annotated[
         str | None,
-        Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"),
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Retries with the same key and body answer with the same job (24 h).",
+        ),
     ] = None,
 ) -> Response[str]:
     caller = tenant_user()
@@ -145,24 +192,39 @@ def create_export(
     else:
         created = idempotent_create(caller, request, idempotency_key, services, request_origin())
     job = created.job
-    response = json_response(202 if created.created else 200, job_view(job))
+    response = model_response(202 if created.created else 200, ExportJobView, job_view(job))
     response.headers.update(created.rate.headers())
     response.headers["Location"] = f"/v1/exports/{job.id}"
     return response
 
 
-@router.get("/v1/exports")
+@router.get(
+    "/v1/exports",
+    summary="List exports, newest first",
+    responses=answers({200: ("A page of exports (admins: the tenant's)", ExportPage)}, 400),
+)
 def list_exports(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response[str]:
     page = exports.list_exports(tenant_user(), limit, cursor, export_services())
-    return json_response(
-        200, {"items": [job_view(job) for job in page.jobs], "next_cursor": page.next_cursor}
+    return model_response(
+        200,
+        ExportPage,
+        {"items": [job_view(job) for job in page.jobs], "next_cursor": page.next_cursor},
     )
 
 
-@router.get("/v1/exports/preview")
+@router.get(
+    "/v1/exports/preview",
+    summary="Preview an export without creating it",
+    responses=answers(
+        {200: ("The first rows and the estimated size", PreviewView)},
+        400,
+        (404, "DATASET_NOT_FOUND: no such dataset for this role."),
+        503,
+    ),
+)
 def preview_export(
     *,
     dataset: Annotated[str, Query(min_length=1, max_length=64)],
@@ -205,8 +267,9 @@ def preview_export(
     }
     request = validated_request(body)
     preview = exports.preview_export(tenant_user(), request, limit, export_services())
-    return json_response(
+    return model_response(
         200,
+        PreviewView,
         {
             "dataset": request.dataset,
             "format": request.format,
@@ -240,7 +303,11 @@ def validated_request(body: dict[str, Any]) -> ExportRequest:
         raise InvalidRequest(field, f"{field}: {problem.get('msg', 'invalid')}") from None
 
 
-@router.get("/v1/exports/stats")
+@router.get(
+    "/v1/exports/stats",
+    summary="Export counts and volumes in a time range",
+    responses=answers({200: ("Counts by status, dataset and format", StatsView)}, 400),
+)
 def export_stats(
     start: Annotated[
         datetime | None,
@@ -251,8 +318,9 @@ def export_stats(
     ] = None,
 ) -> Response[str]:
     stats = exports.export_stats(tenant_user(), start, end, export_services())
-    return json_response(
+    return model_response(
         200,
+        StatsView,
         {
             "from": stats.start.isoformat(),
             "to": stats.end.isoformat(),
@@ -267,43 +335,85 @@ def export_stats(
     )
 
 
-@router.get("/v1/exports/<export_id>")
+@router.get(
+    "/v1/exports/<export_id>",
+    summary="An export's status, progress and result",
+    responses=answers({200: ("The job", ExportJobView)}, 400, 404),
+)
 def get_export(export_id: JobId) -> Response[str]:
-    return json_response(
-        200, job_view(exports.get_export(tenant_user(), export_id, export_services()))
-    )
+    job = exports.get_export(tenant_user(), export_id, export_services())
+    return model_response(200, ExportJobView, job_view(job))
 
 
-@router.get("/v1/exports/<export_id>/download")
+@router.get(
+    "/v1/exports/<export_id>/download",
+    summary="Download a completed export (302 to a short-lived link)",
+    responses=answers(
+        {302: ("Redirect to the file (a presigned URL valid for minutes)", DownloadRedirect)},
+        400,
+        404,
+        (409, "EXPORT_NOT_READY: not completed; `message` says whether it ever will be."),
+        (410, "EXPORT_EXPIRED: the file was removed; create a new export."),
+        headers={302: LOCATION_HEADER},
+    ),
+)
 def download_export(
     export_id: JobId, file: Annotated[int | None, Query(ge=1, le=100_000)] = None
 ) -> Response[str]:
     _, url = exports.download_url(
         tenant_user(), export_id, export_services(), request_origin(), file
     )
-    return Response(
-        status_code=302,
-        headers={"Location": url, "Cache-Control": "no-store"},
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps({"download_url": url}),
-    )
+    response = model_response(302, DownloadRedirect, {"download_url": url})
+    response.headers.update({"Location": url, "Cache-Control": "no-store"})
+    return response
 
 
-@router.post("/v1/exports/<export_id>/cancel")
+@router.post(
+    "/v1/exports/<export_id>/cancel",
+    summary="Cancel a queued or running export",
+    responses=answers(
+        {200: ("The cancelled job", ExportJobView)},
+        400,
+        404,
+        (409, "CONFLICT: the export has already finished."),
+        413,
+        415,
+    ),
+)
 def cancel_export(export_id: JobId) -> Response[str]:
     job = exports.cancel_export(tenant_user(), export_id, export_services(), request_origin())
-    return json_response(200, job_view(job))
+    return model_response(200, ExportJobView, job_view(job))
 
 
-@router.put("/v1/exports/<export_id>/legal-hold")
+@router.put(
+    "/v1/exports/<export_id>/legal-hold",
+    summary="Place or lift a legal hold (admins)",
+    responses=answers(
+        {200: ("The job with its hold", ExportJobView)},
+        400,
+        404,
+        (409, "CONFLICT: the export is deleted, or the hold changed meanwhile."),
+        413,
+        415,
+    ),
+)
 def set_legal_hold(export_id: JobId, hold: LegalHoldInput) -> Response[str]:
     job = exports.set_legal_hold(
         tenant_user(), export_id, hold, export_services(), request_origin()
     )
-    return json_response(200, job_view(job))
+    return model_response(200, ExportJobView, job_view(job))
 
 
-@router.delete("/v1/exports/<export_id>")
+@router.delete(
+    "/v1/exports/<export_id>",
+    summary="Delete an export's files",
+    responses=answers(
+        {200: ("The job, marked deleted", ExportJobView)},
+        400,
+        404,
+        (409, "EXPORT_NOT_READY: it is queued or running; cancel it first."),
+    ),
+)
 def delete_export(export_id: JobId) -> Response[str]:
     job = exports.delete_export(tenant_user(), export_id, export_services(), request_origin())
-    return json_response(200, job_view(job))
+    return model_response(200, ExportJobView, job_view(job))
