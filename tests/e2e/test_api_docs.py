@@ -53,6 +53,9 @@ def test_every_operation_documents_its_answers_in_our_shapes(document: dict[str,
         successes = [status for status in responses if status.startswith(("2", "3"))]
         assert successes, (method, path)
         for status, response in responses.items():
+            if status == "414":  # the gateway's own answer to a URL too long
+                assert (method, path) == ("GET", "/v1/exports/preview")
+                continue
             schema = response["content"]["application/json"]["schema"]
             assert schema.get("$ref", "").startswith("#/components/schemas/"), (path, status)
             if status.startswith(("4", "5")):

@@ -30,8 +30,8 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-CREATE_OPERATION = "#operations-default-create_export_v1_exports_post"
-DOWNLOAD_OPERATION = "#operations-default-download_export_v1_exports__export_id__download_get"
+CREATE_OPERATION = "#operations-Exports-create_export_v1_exports_post"
+DOWNLOAD_OPERATION = "#operations-Exports-download_export_v1_exports__export_id__download_get"
 
 
 @pytest.fixture(scope="module")

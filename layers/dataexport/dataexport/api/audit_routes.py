@@ -39,6 +39,7 @@ def event_view(event: AuditEvent) -> dict[str, Any]:
 
 @router.get(
     "/v1/audit-events",
+    tags=["Audit"],
     summary="The audit trail (admins: their tenant; operators: any, with org)",
     responses=answers({200: ("A page of events, oldest first", AuditPage)}, 400),
 )
@@ -76,6 +77,7 @@ def list_audit_events(
 
 @router.get(
     "/v1/audit-events/verify",
+    tags=["Audit"],
     summary="Check that a tenant's audit chain is whole",
     responses=answers({200: ("What the check found", AuditChainReport)}, 400),
 )

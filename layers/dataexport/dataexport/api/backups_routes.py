@@ -30,6 +30,7 @@ def backup_services() -> BackupServices:
 
 @router.post(
     "/v1/backups",
+    tags=["Backups"],
     summary="Start a database backup (operators)",
     responses=answers(
         {202: ("Started: the backup, running", BackupView)},
@@ -54,6 +55,7 @@ def create_backup(
 
 @router.get(
     "/v1/backups",
+    tags=["Backups"],
     summary="Backups, newest first (operators)",
     responses=answers({200: ("A page of backups", BackupPage)}, 400),
 )
@@ -71,6 +73,7 @@ def list_backups(
 
 @router.get(
     "/v1/backups/<backup_id>",
+    tags=["Backups"],
     summary="One backup (operators)",
     responses=answers({200: ("The backup", BackupView)}, 400, (404, "BACKUP_NOT_FOUND")),
 )
@@ -81,6 +84,7 @@ def get_backup(backup_id: BackupId) -> Response[str]:
 
 @router.get(
     "/v1/backups/<backup_id>/download",
+    tags=["Backups"],
     summary="Download a completed backup (302 to a short-lived link)",
     responses=answers(
         {302: ("Redirect to the archive (a presigned URL valid for minutes)", DownloadRedirect)},

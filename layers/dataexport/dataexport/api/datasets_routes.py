@@ -136,6 +136,7 @@ def _aggregations_view(dataset: Dataset) -> dict[str, Any] | None:
 
 @router.get(
     "/v1/datasets",
+    tags=["Catalog"],
     summary="The datasets this caller may export",
     responses=answers({200: ("The catalog as this role sees it", DatasetList)}),
 )
@@ -148,6 +149,7 @@ def list_datasets() -> Response[str]:
 
 @router.get(
     "/v1/datasets/<name>",
+    tags=["Catalog"],
     summary="One dataset: fields, filters, aggregations, privacy",
     responses=answers(
         {200: ("The dataset", DatasetView)},
@@ -187,6 +189,7 @@ def format_view(writer: type[FormatWriter]) -> dict[str, Any]:
 
 @router.get(
     "/v1/formats",
+    tags=["Catalog"],
     summary="Output formats, their options and compression",
     responses=answers({200: ("Every format", FormatList)}),
 )

@@ -18,7 +18,12 @@ from dataexport import components
 from dataexport.adapters.audit_store import AuditTrail
 from dataexport.api.idempotency import idempotent_create
 from dataexport.api.job_view import job_view
-from dataexport.api.openapi_document import LOCATION_HEADER, RATE_LIMIT_HEADERS, answers
+from dataexport.api.openapi_document import (
+    LOCATION_HEADER,
+    RATE_LIMIT_HEADERS,
+    URL_TOO_LONG,
+    answers,
+)
 from dataexport.api.request_examples import EXPORT_REQUEST_EXAMPLES
 from dataexport.api.response_models import (
     DownloadRedirect,
@@ -152,6 +157,7 @@ def model_response(status: int, model: type[BaseModel], view: Mapping[str, Any])
 
 @router.post(
     "/v1/exports",
+    tags=["Exports"],
     summary="Create an export",
     responses=answers(
         {
@@ -200,6 +206,7 @@ def create_export(
 
 @router.get(
     "/v1/exports",
+    tags=["Exports"],
     summary="List exports, newest first",
     responses=answers({200: ("A page of exports (admins: the tenant's)", ExportPage)}, 400),
 )
@@ -217,13 +224,15 @@ def list_exports(
 
 @router.get(
     "/v1/exports/preview",
+    tags=["Exports"],
     summary="Preview an export without creating it",
     responses=answers(
         {200: ("The first rows and the estimated size", PreviewView)},
         400,
         (404, "DATASET_NOT_FOUND: no such dataset for this role."),
         503,
-    ),
+    )
+    | URL_TOO_LONG,
 )
 def preview_export(
     *,
@@ -305,6 +314,7 @@ def validated_request(body: dict[str, Any]) -> ExportRequest:
 
 @router.get(
     "/v1/exports/stats",
+    tags=["Exports"],
     summary="Export counts and volumes in a time range",
     responses=answers({200: ("Counts by status, dataset and format", StatsView)}, 400),
 )
@@ -337,6 +347,7 @@ def export_stats(
 
 @router.get(
     "/v1/exports/<export_id>",
+    tags=["Exports"],
     summary="An export's status, progress and result",
     responses=answers({200: ("The job", ExportJobView)}, 400, 404),
 )
@@ -347,6 +358,7 @@ def get_export(export_id: JobId) -> Response[str]:
 
 @router.get(
     "/v1/exports/<export_id>/download",
+    tags=["Exports"],
     summary="Download a completed export (302 to a short-lived link)",
     responses=answers(
         {302: ("Redirect to the file (a presigned URL valid for minutes)", DownloadRedirect)},
@@ -370,6 +382,7 @@ def download_export(
 
 @router.post(
     "/v1/exports/<export_id>/cancel",
+    tags=["Exports"],
     summary="Cancel a queued or running export",
     responses=answers(
         {200: ("The cancelled job", ExportJobView)},
@@ -387,6 +400,7 @@ def cancel_export(export_id: JobId) -> Response[str]:
 
 @router.put(
     "/v1/exports/<export_id>/legal-hold",
+    tags=["Exports"],
     summary="Place or lift a legal hold (admins)",
     responses=answers(
         {200: ("The job with its hold", ExportJobView)},
@@ -406,6 +420,7 @@ def set_legal_hold(export_id: JobId, hold: LegalHoldInput) -> Response[str]:
 
 @router.delete(
     "/v1/exports/<export_id>",
+    tags=["Exports"],
     summary="Delete an export's files",
     responses=answers(
         {200: ("The job, marked deleted", ExportJobView)},

@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Tag
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
@@ -42,6 +42,17 @@ that is not `application/json`.
 
 BEARER_SCHEME = "bearerAuth"
 
+# The groups of the docs page, in the order a new user needs them.
+TAGS = (
+    Tag(name="Exports", description="Create, follow, download, cancel and delete exports."),
+    Tag(name="Catalog", description="The datasets and formats this caller may use."),
+    Tag(name="Schedules", description="Exports that run on a schedule."),
+    Tag(name="Webhooks", description="How delivery webhooks are signed."),
+    Tag(name="Retention", description="How long each dataset's exports are kept (admins)."),
+    Tag(name="Audit", description="The tamper-evident audit trail (admins, operators)."),
+    Tag(name="Backups", description="Database backups (operators)."),
+)
+
 ERROR_MEANINGS: dict[int, str] = {
     400: "VALIDATION_ERROR (or INVALID_DATE_RANGE): `detail.field` names the bad field.",
     401: "UNAUTHENTICATED: no bearer token, or one that is not valid (API Gateway answers).",
@@ -66,6 +77,14 @@ RATE_LIMIT_HEADERS: dict[str, Any] = {
         "description": "Unix time when a slot frees",
         "schema": {"type": "integer"},
     },
+}
+# A query string can be longer than the gateway takes (API Gateway: 10 KB of request line and
+# headers); the gateway itself answers, not in our error shape.
+URL_TOO_LONG: dict[int, OpenAPIResponse] = {
+    414: {
+        "description": "The URL is longer than the gateway accepts.",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
 }
 LOCATION_HEADER: dict[str, Any] = {
     "Location": {"description": "Where the resource is", "schema": {"type": "string"}}
@@ -118,6 +137,7 @@ def _document(app: APIGatewayRestResolver) -> dict[str, Any]:
             )
         },
         security=[{BEARER_SCHEME: []}],
+        tags=list(TAGS),
     )
     document: dict[str, Any] = schema.model_dump(mode="json", by_alias=True, exclude_none=True)
     _drop_framework_validation_answers(document)

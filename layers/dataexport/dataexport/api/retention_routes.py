@@ -42,6 +42,7 @@ def policies_view(tenant: TenantRetention) -> dict[str, Any]:
 
 @router.get(
     "/v1/retention-policies",
+    tags=["Retention"],
     summary="The tenant's retention per dataset (admins)",
     responses=answers({200: ("The policies", RetentionPoliciesView)}),
 )
@@ -52,6 +53,7 @@ def get_retention_policies() -> Response[str]:
 
 @router.put(
     "/v1/retention-policies",
+    tags=["Retention"],
     summary="Replace the tenant's retention policies (admins)",
     responses=answers(
         {200: ("The policies now in force", RetentionPoliciesView)},

@@ -99,6 +99,7 @@ ScheduleBody = Annotated[ScheduleInput, Body(openapi_examples=SCHEDULE_EXAMPLES)
 
 @router.post(
     "/v1/schedules",
+    tags=["Schedules"],
     summary="Create a scheduled export",
     responses=answers(
         {201: ("Created", ScheduleView)},
@@ -119,6 +120,7 @@ def create_schedule(body: ScheduleBody) -> Response[str]:
 
 @router.get(
     "/v1/schedules",
+    tags=["Schedules"],
     summary="Scheduled exports (admins: the tenant's)",
     responses=answers({200: ("The schedules", ScheduleList)}),
 )
@@ -131,6 +133,7 @@ def list_schedules() -> Response[str]:
 
 @router.get(
     "/v1/schedules/<schedule_id>",
+    tags=["Schedules"],
     summary="A schedule with its next and recent runs",
     responses=answers({200: ("The schedule", ScheduleDetailView)}, 400, NOT_FOUND),
 )
@@ -141,6 +144,7 @@ def get_schedule(schedule_id: ScheduleId) -> Response[str]:
 
 @router.put(
     "/v1/schedules/<schedule_id>",
+    tags=["Schedules"],
     summary="Replace a schedule",
     responses=answers(
         {200: ("The schedule as it is now", ScheduleView)},
@@ -160,6 +164,7 @@ def update_schedule(schedule_id: ScheduleId, body: ScheduleBody) -> Response[str
 
 @router.delete(
     "/v1/schedules/<schedule_id>",
+    tags=["Schedules"],
     summary="Delete a schedule",
     responses=answers({200: ("The schedule, deleted", ScheduleView)}, 400, NOT_FOUND),
 )
@@ -173,6 +178,7 @@ def delete_schedule(schedule_id: ScheduleId) -> Response[str]:
 
 @router.post(
     "/v1/schedules/<schedule_id>/pause",
+    tags=["Schedules"],
     summary="Pause a schedule",
     responses=answers({200: ("The schedule", ScheduleView)}, 400, NOT_FOUND, 413, 415),
 )
@@ -185,6 +191,7 @@ def pause_schedule(schedule_id: ScheduleId) -> Response[str]:
 
 @router.post(
     "/v1/schedules/<schedule_id>/resume",
+    tags=["Schedules"],
     summary="Resume a paused or suspended schedule",
     responses=answers({200: ("The schedule", ScheduleView)}, 400, NOT_FOUND, 413, 415),
 )
@@ -197,6 +204,7 @@ def resume_schedule(schedule_id: ScheduleId) -> Response[str]:
 
 @router.post(
     "/v1/schedules/<schedule_id>/run",
+    tags=["Schedules"],
     summary="Run a schedule now (counts against the owner's hourly limit)",
     responses=answers(
         {202: ("The run and the export it started", ScheduleRunStarted)},

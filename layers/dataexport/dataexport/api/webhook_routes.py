@@ -22,6 +22,7 @@ router = Router()  # type: ignore[no-untyped-call]
 
 @router.get(
     "/v1/webhook-signing-secret",
+    tags=["Webhooks"],
     summary="The key webhook receivers verify signatures with",
     responses=answers(
         {200: ("The tenant's key and how deliveries are signed", WebhookSigningSecretView)}
