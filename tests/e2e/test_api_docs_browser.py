@@ -55,9 +55,9 @@ def wait_until_completed(client: ApiClient, export_id: str, timeout: float = 60)
 
 
 def save_screenshot(page: Any, operation: Any, path: str) -> None:
-    """The operation from its title (with the padlock of the token) to the server's answer."""
+    """The operation's answer: the request sent (with its token) and the server's response."""
     scrolled = page.evaluate("window.scrollY")  # boxes are in the viewport, clips in the page
-    top = operation.locator(".opblock-summary").bounding_box()
+    top = operation.locator(".responses-wrapper").bounding_box()
     answer = operation.locator(".live-responses-table").bounding_box()
     page.screenshot(
         path=path,
@@ -76,14 +76,15 @@ def test_docs_create_and_download_an_export(runtime: Any, browser: Any) -> None:
     token = runtime.token("docs_browser", "org_acme", "member")
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     outside: list[str] = []
-    page.on(
-        "request",
-        lambda request: (
+    to_storage: list[Any] = []
+
+    def watch(request: Any) -> None:
+        if request.url.startswith(runtime.aws_endpoint):
+            to_storage.append(request)
+        elif not request.url.startswith(("http://127.0.0.1", "data:")):
             outside.append(request.url)
-            if not request.url.startswith(("http://127.0.0.1", "data:"))
-            else None
-        ),
-    )
+
+    page.on("request", watch)
 
     # Given the docs page, authorized with a pasted token
     page.goto(f"{runtime.stage_url}/v1/docs")
@@ -121,6 +122,11 @@ def test_docs_create_and_download_an_export(runtime: Any, browser: Any) -> None:
     assert status.first.inner_text().split()[0] == "200"
     body = download.locator(".live-responses-table .response .response-col_description").first
     assert "Time;Model;Total Tokens;Cost (USD)" in body.inner_text()  # the CSV's header row
+
+    # And the browser fetched the file with the presigned URL alone: S3 refuses a request that
+    # also carries the API's Authorization header, and one without it needs no preflight
+    assert [request.method for request in to_storage] == ["GET"]
+    assert "authorization" not in to_storage[0].headers
 
     # And nothing left this machine
     assert outside == []

@@ -61,7 +61,7 @@ ERROR_MEANINGS: dict[int, str] = {
     409: "CONFLICT: the resource is not in a state that allows this (yet).",
     410: "Expired: the file is gone; create a new one.",
     413: "VALIDATION_ERROR: the body is over 64 KiB.",
-    415: "UNSUPPORTED_MEDIA_TYPE: the body is not sent as application/json.",
+    415: "The body is not sent as application/json.",
     422: "VALIDATION_ERROR: this Idempotency-Key was used with a different body.",
     429: "RATE_LIMIT_EXCEEDED: too many requests; `Retry-After` says when to retry.",
     503: "The database or the backup service is not available now; retry later.",
