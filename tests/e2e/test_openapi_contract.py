@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
 from dataexport.api.request_examples import CSV_WITH_FILTERS, SCHEDULE
 from tests.e2e.http_client import ApiClient
 
-EXAMPLES_PER_OPERATION = 6
+EXAMPLES_PER_OPERATION = 10
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 ROLES = ("member", "admin")
 TIME_BUDGET_SECONDS = 180
