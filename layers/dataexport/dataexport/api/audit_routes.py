@@ -12,9 +12,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from dataexport import components
 from dataexport.adapters.audit_store import AuditTrail
-from dataexport.api.exports_routes import current_caller, model_response
+from dataexport.api.exports_routes import current_caller
 from dataexport.api.openapi_document import answers
-from dataexport.api.response_models import AuditChainReport, AuditPage
+from dataexport.api.response_models import AuditChainReport, AuditPage, model_response
 from dataexport.audit import AuditEvent
 from dataexport.config import AuditTableConfig, cached_config
 from dataexport.services import audit_events

@@ -10,9 +10,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from dataexport import components
-from dataexport.api.exports_routes import current_caller, model_response, request_origin
+from dataexport.api.exports_routes import current_caller, request_origin
 from dataexport.api.openapi_document import LOCATION_HEADER, answers
-from dataexport.api.response_models import BackupPage, BackupView, DownloadRedirect
+from dataexport.api.response_models import BackupPage, BackupView, DownloadRedirect, model_response
 from dataexport.backup import BACKUP_ID_PATTERN, BackupOptions
 from dataexport.config import ApiConfig, cached_config
 from dataexport.services import backups

@@ -9,9 +9,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from dataexport.aggregation import TimeBucket
-from dataexport.api.exports_routes import export_services, model_response, tenant_user
+from dataexport.api.exports_routes import export_services, tenant_user
 from dataexport.api.openapi_document import answers
-from dataexport.api.response_models import DatasetList, DatasetView, FormatList
+from dataexport.api.response_models import DatasetList, DatasetView, FormatList, model_response
 from dataexport.catalog.model import (
     PROTECTED_BY,
     ChildDataset,

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from dataexport import components
 from dataexport.adapters.audit_store import AuditTrail
@@ -31,6 +30,7 @@ from dataexport.api.response_models import (
     ExportPage,
     PreviewView,
     StatsView,
+    model_response,
 )
 from dataexport.audit import AuditEventType
 from dataexport.config import ApiConfig, cached_config
@@ -137,22 +137,6 @@ def record_refusal(error: DataExportError) -> None:
 
 def cached_audit_trail() -> AuditTrail:
     return components.audit_trail(cached_config(ApiConfig))
-
-
-def json_response(status: int, body: Any) -> Response[str]:
-    return Response(
-        status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body)
-    )
-
-
-def model_response(status: int, model: type[BaseModel], view: Mapping[str, Any]) -> Response[str]:
-    """`view` sent through its documented `model`: a field either lacks fails here, loudly."""
-    answer = model.model_validate(view)
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body=answer.model_dump_json(by_alias=True),
-    )
 
 
 @router.post(

@@ -7,8 +7,10 @@ Free-form parts (a request's filters, options, a manifest) stay objects.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
+from aws_lambda_powertools.event_handler import Response, content_types
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataexport.audit import ChainReport
@@ -17,6 +19,16 @@ from dataexport.export_job import ExportStatus, JobError
 from dataexport.export_schedule import RunTrigger, ScheduleState
 
 Timestamp = str  # ISO 8601 in UTC, e.g. 2026-05-01T12:00:00Z
+
+
+def model_response(status: int, model: type[BaseModel], view: Mapping[str, Any]) -> Response[str]:
+    """`view` sent through its documented `model`: a field either lacks fails here, loudly."""
+    answer = model.model_validate(view)
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=answer.model_dump_json(by_alias=True),
+    )
 
 
 class Answer(BaseModel):

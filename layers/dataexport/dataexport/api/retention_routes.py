@@ -9,9 +9,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from dataexport import components
-from dataexport.api.exports_routes import model_response, request_origin, tenant_user
+from dataexport.api.exports_routes import request_origin, tenant_user
 from dataexport.api.openapi_document import answers
-from dataexport.api.response_models import RetentionPoliciesView
+from dataexport.api.response_models import RetentionPoliciesView, model_response
 from dataexport.config import ApiConfig, cached_config
 from dataexport.retention import RetentionPoliciesInput, TenantRetention
 from dataexport.services import retention

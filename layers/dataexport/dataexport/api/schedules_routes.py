@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
 from dataexport import components
-from dataexport.api.exports_routes import model_response, request_origin, tenant_user
+from dataexport.api.exports_routes import request_origin, tenant_user
 from dataexport.api.job_view import job_view
 from dataexport.api.openapi_document import LOCATION_HEADER, RATE_LIMIT_HEADERS, answers
 from dataexport.api.request_examples import SCHEDULE_EXAMPLES
@@ -20,6 +20,7 @@ from dataexport.api.response_models import (
     ScheduleList,
     ScheduleRunStarted,
     ScheduleView,
+    model_response,
 )
 from dataexport.config import ApiConfig, cached_config
 from dataexport.export_job import ExportStatus, utc_text

@@ -6,9 +6,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from dataexport import components
-from dataexport.api.exports_routes import model_response, tenant_user
+from dataexport.api.exports_routes import tenant_user
 from dataexport.api.openapi_document import answers
-from dataexport.api.response_models import WebhookSigningSecretView
+from dataexport.api.response_models import WebhookSigningSecretView, model_response
 from dataexport.config import ApiConfig, cached_config
 from dataexport.services.webhook_keys import tenant_webhook_key
 from dataexport.webhook_signature import (
