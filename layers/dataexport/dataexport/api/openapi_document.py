@@ -30,7 +30,8 @@ transforms; on a schedule or once. Create a job with `POST /v1/exports` (202), f
 (`GET /v1/exports/{export_id}/download`, a 302).
 
 **Authentication**: every operation takes `Authorization: Bearer <JWT>` (claims `sub`, `org`, \
-`role`: member, admin or operator). On this page, press **Authorize** and paste the token alone. \
+`role`: member, admin or operator; `permissions` with `DATA_EXPORT` to create, download or \
+cancel exports). On this page, press **Authorize** and paste the token alone. \
 `/v1/openapi.json` and `/v1/docs` need no token.
 
 **Errors** have one shape, `{"error_code", "message", "detail"}`. Invalid input is \
