@@ -72,7 +72,7 @@ def save_screenshot(page: Any, operation: Any, path: str) -> None:
     )
 
 
-def test_docs_create_and_download_an_export(runtime: Any, browser: Any) -> None:
+def test_docs_create_and_download_an_export(browser: Any, runtime: Any) -> None:
     token = runtime.token("docs_browser", "org_acme", "member")
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     outside: list[str] = []
