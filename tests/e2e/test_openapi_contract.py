@@ -51,6 +51,7 @@ class ContractRun:
     statuses: Counter[int] = field(default_factory=Counter)
     server_errors: list[str] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
+    by_check: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
 
     def record(self, case: Case[Any], status: int, failures: tuple[Any, ...]) -> None:
@@ -60,6 +61,7 @@ class ContractRun:
         if status >= 500:
             self.server_errors.append(f"{label} -> {status}")
         for failure in failures:
+            self.by_check[failure.checks[0] if failure.checks else type(failure).__name__] += 1
             key = f"{label}: {failure.title}"
             self.failures[key] += 1
             self.examples.setdefault(key, str(failure.message)[:400])
@@ -141,8 +143,11 @@ def test_generated_requests_meet_the_document(runtime: Any) -> None:
 
     # Then none is a server error and every answer is one the document describes
     print(
-        f"\ncontract: {run.requests} requests, statuses {dict(sorted(run.statuses.items()))}, "
-        f"{len(run.server_errors)} server errors, {sum(run.failures.values())} check failures"
+        f"\ncontract: {run.requests} requests, statuses {dict(sorted(run.statuses.items()))}; "
+        f"server errors {len(run.server_errors)}; "
+        f"status_code_conformance failures {run.by_check['status_code_conformance']}; "
+        f"response_schema_conformance failures {run.by_check['response_schema_conformance']}; "
+        f"all check failures {dict(run.by_check)}"
     )
     for key, count in run.failures.most_common():
         print(f"  {count:4d} x {key}\n         {run.examples[key]}")
