@@ -33,7 +33,7 @@ MYPY_TARGETS := layers/dataexport/dataexport local/dataexport_local tests \
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv sam lint format typecheck validate build pytest test test-slow demo local bench bench-smoke backup-image \
+.PHONY: help venv sam lint format typecheck validate build pytest test test-slow test-browser demo local bench bench-smoke backup-image \
 	clean distclean
 
 help: ## list the targets
@@ -77,10 +77,10 @@ validate: sam ## sam validate --lint
 build: sam ## sam build (the layer is built for arm64 from PyPI wheels, no container)
 	$(SAM) build --template-file template.yaml
 
-pytest: venv ## run the test suite in parallel, then the tests that measure the machine alone
-	$(VENV_BIN)/pytest --ignore=tests/bench -m "not slow and not serial" \
+pytest: venv ## run the tests in parallel, then those that measure the machine alone (not bench, test-slow, test-browser)
+	$(VENV_BIN)/pytest --ignore=tests/bench -m "not slow and not serial and not browser" \
 		--numprocesses $(PYTEST_WORKERS) --dist loadfile
-	$(VENV_BIN)/pytest --ignore=tests/bench -m "serial and not slow"
+	$(VENV_BIN)/pytest --ignore=tests/bench -m "serial and not slow and not browser"
 
 test: venv sam ## everything CI checks: lint, types, template, build, tests
 	$(MAKE) --no-print-directory lint
@@ -92,6 +92,9 @@ test: venv sam ## everything CI checks: lint, types, template, build, tests
 
 test-slow: venv ## only the tests marked slow (10,000,000-row CSV, XLSX past a sheet; LARGE_EXPORT_ROWS)
 	$(VENV_BIN)/pytest --ignore=tests/bench -m slow -s
+
+test-browser: venv ## /v1/docs in headless Chromium (needs `apt-get install chromium`, or CHROMIUM=<binary>)
+	$(VENV_BIN)/pytest tests/e2e -m browser -rs
 
 demo: venv ## one real export end to end on the local runtime
 	$(VENV_BIN)/dataexport-local demo

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from dataexport import components
 from dataexport.adapters.audit_store import AuditTrail
 from dataexport.api.exports_routes import current_caller
+from dataexport.api.openapi_document import answers
 from dataexport.api.page_cursors import opened_cursor, sealed_cursor
+from dataexport.api.response_models import AuditChainReport, AuditPage, model_response
 from dataexport.audit import AuditEvent
 from dataexport.config import AuditTableConfig, cached_config
 from dataexport.filters import UtcTimestamp
@@ -37,13 +38,12 @@ def event_view(event: AuditEvent) -> dict[str, Any]:
     return {**event.hashed_fields(), "hash": event.hash}
 
 
-def _json(body: Any) -> Response[str]:
-    return Response(
-        status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(body)
-    )
-
-
-@router.get("/v1/audit-events")
+@router.get(
+    "/v1/audit-events",
+    tags=["Audit"],
+    summary="The audit trail (admins: their tenant; operators: any, with org)",
+    responses=answers({200: ("A page of events, oldest first", AuditPage)}, 400),
+)
 def list_audit_events(
     *,
     org: OrgId = None,
@@ -73,15 +73,22 @@ def list_audit_events(
         cursor=opened_cursor(cursor, scope),
     )
     page = audit_events.list_audit_events(caller, query, audit_trail())
-    return _json(
+    return model_response(
+        200,
+        AuditPage,
         {
             "items": [event_view(event) for event in page.events],
             "next_cursor": sealed_cursor(page.next_cursor, scope),
-        }
+        },
     )
 
 
-@router.get("/v1/audit-events/verify")
+@router.get(
+    "/v1/audit-events/verify",
+    tags=["Audit"],
+    summary="Check that a tenant's audit chain is whole",
+    responses=answers({200: ("What the check found", AuditChainReport)}, 400),
+)
 def verify_audit_chain(org: OrgId = None) -> Response[str]:
     report = audit_events.verify_audit_chain(current_caller(), org, audit_trail())
-    return _json(report.model_dump(mode="json"))
+    return model_response(200, AuditChainReport, report.model_dump(mode="json"))

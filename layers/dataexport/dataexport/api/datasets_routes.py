@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from dataexport.aggregation import TimeBucket
 from dataexport.api.exports_routes import export_services, tenant_user
+from dataexport.api.openapi_document import answers
+from dataexport.api.response_models import DatasetList, DatasetView, FormatList, model_response
 from dataexport.catalog.model import (
     PROTECTED_BY,
     ChildDataset,
@@ -132,24 +133,33 @@ def _aggregations_view(dataset: Dataset) -> dict[str, Any] | None:
     }
 
 
-def _json(body: Any) -> Response[str]:
-    return Response(
-        status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(body)
-    )
-
-
-@router.get("/v1/datasets")
+@router.get(
+    "/v1/datasets",
+    tags=["Catalog"],
+    summary="The datasets this caller may export",
+    responses=answers({200: ("The catalog as this role sees it", DatasetList)}),
+)
 def list_datasets() -> Response[str]:
     role = tenant_user().role.value
     catalog = export_services().catalog
-    return _json({"items": [dataset_view(d, role) for d in catalog.visible_to(role)]})
+    items = [dataset_view(d, role) for d in catalog.visible_to(role)]
+    return model_response(200, DatasetList, {"items": items})
 
 
-@router.get("/v1/datasets/<name>")
+@router.get(
+    "/v1/datasets/<name>",
+    tags=["Catalog"],
+    summary="One dataset: fields, filters, aggregations, privacy",
+    responses=answers(
+        {200: ("The dataset", DatasetView)},
+        400,
+        (404, "DATASET_NOT_FOUND: no such dataset for this role."),
+    ),
+)
 def get_dataset(name: Annotated[str, Path(max_length=64)]) -> Response[str]:
     role = tenant_user().role.value
     dataset = export_services().catalog.usable_by(name, role)
-    return _json(dataset_view(dataset, role))
+    return model_response(200, DatasetView, dataset_view(dataset, role))
 
 
 def format_view(writer: type[FormatWriter]) -> dict[str, Any]:
@@ -174,7 +184,13 @@ def format_view(writer: type[FormatWriter]) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/formats")
+@router.get(
+    "/v1/formats",
+    tags=["Catalog"],
+    summary="Output formats, their options and compression",
+    responses=answers({200: ("Every format", FormatList)}),
+)
 def list_formats() -> Response[str]:
     tenant_user()  # any signed-in caller
-    return _json({"items": [format_view(writer) for writer in FORMATS.values()]})
+    items = [format_view(writer) for writer in FORMATS.values()]
+    return model_response(200, FormatList, {"items": items})

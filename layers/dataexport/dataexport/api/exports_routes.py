@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from pydantic import ValidationError
 
 from dataexport import components
 from dataexport.adapters.audit_store import AuditTrail
 from dataexport.api.idempotency import idempotent_create
 from dataexport.api.job_view import job_view
+from dataexport.api.openapi_document import (
+    LOCATION_HEADER,
+    RATE_LIMIT_HEADERS,
+    URL_TOO_LONG,
+    answers,
+)
 from dataexport.api.page_cursors import opened_cursor, sealed_cursor
+from dataexport.api.request_examples import EXPORT_REQUEST_EXAMPLES
+from dataexport.api.response_models import (
+    DownloadRedirect,
+    ExportJobView,
+    ExportPage,
+    PreviewView,
+    StatsView,
+    model_response,
+)
 from dataexport.audit import AuditEventType
 from dataexport.client_json import load_client_json
 from dataexport.config import ApiConfig, cached_config
@@ -131,18 +145,40 @@ def cached_audit_trail() -> AuditTrail:
     return components.audit_trail(cached_config(ApiConfig))
 
 
-def json_response(status: int, body: Any) -> Response[str]:
-    return Response(
-        status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body)
-    )
-
-
-@router.post("/v1/exports")
+@router.post(
+    "/v1/exports",
+    tags=["Exports"],
+    summary="Create an export",
+    responses=answers(
+        {
+            202: ("Created: the new job, queued", ExportJobView),
+            200: ("The same request is already live (or the Idempotency-Key's job)", ExportJobView),
+        },
+        400,
+        (404, "DATASET_NOT_FOUND: no such dataset for this role."),
+        (409, "CONFLICT: a request with this Idempotency-Key is still being handled."),
+        413,
+        415,
+        422,
+        503,
+        headers={
+            202: {**LOCATION_HEADER, **RATE_LIMIT_HEADERS},
+            200: {**LOCATION_HEADER, **RATE_LIMIT_HEADERS},
+            429: RATE_LIMIT_HEADERS,
+        },
+    ),
+)
 def create_export(
-    request: ExportRequest,
+    request: Annotated[ExportRequest, Body(openapi_examples=EXPORT_REQUEST_EXAMPLES)],
     idempotency_key: Annotated[
         str | None,
-        Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"),
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Retries with the same key and body answer with the same job (24 h).",
+        ),
     ] = None,
 ) -> Response[str]:
     caller = tenant_user()
@@ -152,13 +188,18 @@ def create_export(
     else:
         created = idempotent_create(caller, request, idempotency_key, services, request_origin())
     job = created.job
-    response = json_response(202 if created.created else 200, job_view(job))
+    response = model_response(202 if created.created else 200, ExportJobView, job_view(job))
     response.headers.update(created.rate.headers())
     response.headers["Location"] = f"/v1/exports/{job.id}"
     return response
 
 
-@router.get("/v1/exports")
+@router.get(
+    "/v1/exports",
+    tags=["Exports"],
+    summary="List exports, newest first",
+    responses=answers({200: ("A page of exports (admins: the tenant's)", ExportPage)}, 400),
+)
 def list_exports(
     *,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -180,8 +221,9 @@ def list_exports(
     page = exports.list_exports(
         caller, limit, opened_cursor(cursor, scope), export_services(), history
     )
-    return json_response(
+    return model_response(
         200,
+        ExportPage,
         {
             "items": [job_view(job) for job in page.jobs],
             "next_cursor": sealed_cursor(page.next_cursor, scope),
@@ -189,7 +231,18 @@ def list_exports(
     )
 
 
-@router.get("/v1/exports/preview")
+@router.get(
+    "/v1/exports/preview",
+    tags=["Exports"],
+    summary="Preview an export without creating it",
+    responses=answers(
+        {200: ("The first rows and the estimated size", PreviewView)},
+        400,
+        (404, "DATASET_NOT_FOUND: no such dataset for this role."),
+        503,
+    )
+    | URL_TOO_LONG,
+)
 def preview_export(
     *,
     dataset: Annotated[str, Query(min_length=1, max_length=64)],
@@ -242,8 +295,9 @@ def preview_export(
     except InvalidRequest as error:
         _name_as_query_parameter(error)
         raise
-    return json_response(
+    return model_response(
         200,
+        PreviewView,
         {
             "dataset": request.dataset,
             "format": request.format,
@@ -281,7 +335,12 @@ def validated_request(body: dict[str, Any]) -> ExportRequest:
         raise InvalidRequest(field, f"{field}: {problem.get('msg', 'invalid')}") from None
 
 
-@router.get("/v1/exports/stats")
+@router.get(
+    "/v1/exports/stats",
+    tags=["Exports"],
+    summary="Export counts and volumes in a time range",
+    responses=answers({200: ("Counts by status, dataset and format", StatsView)}, 400),
+)
 def export_stats(
     start: Annotated[
         UtcTimestamp | None,
@@ -293,8 +352,9 @@ def export_stats(
     ] = None,
 ) -> Response[str]:
     stats = exports.export_stats(tenant_user(), start, end, export_services())
-    return json_response(
+    return model_response(
         200,
+        StatsView,
         {
             "from": stats.start.isoformat(),
             "to": stats.end.isoformat(),
@@ -309,43 +369,90 @@ def export_stats(
     )
 
 
-@router.get("/v1/exports/<export_id>")
+@router.get(
+    "/v1/exports/<export_id>",
+    tags=["Exports"],
+    summary="An export's status, progress and result",
+    responses=answers({200: ("The job", ExportJobView)}, 400, 404),
+)
 def get_export(export_id: JobId) -> Response[str]:
-    return json_response(
-        200, job_view(exports.get_export(tenant_user(), export_id, export_services()))
-    )
+    job = exports.get_export(tenant_user(), export_id, export_services())
+    return model_response(200, ExportJobView, job_view(job))
 
 
-@router.get("/v1/exports/<export_id>/download")
+@router.get(
+    "/v1/exports/<export_id>/download",
+    tags=["Exports"],
+    summary="Download a completed export (302 to a short-lived link)",
+    responses=answers(
+        {302: ("Redirect to the file (a presigned URL valid for minutes)", DownloadRedirect)},
+        400,
+        404,
+        (409, "EXPORT_NOT_READY: not completed; `message` says whether it ever will be."),
+        (410, "EXPORT_EXPIRED: the file was removed; create a new export."),
+        headers={302: LOCATION_HEADER},
+    ),
+)
 def download_export(
     export_id: JobId, file: Annotated[int | None, Query(ge=1, le=100_000)] = None
 ) -> Response[str]:
     _, url = exports.download_url(
         tenant_user(), export_id, export_services(), request_origin(), file
     )
-    return Response(
-        status_code=302,
-        headers={"Location": url, "Cache-Control": "no-store"},
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps({"download_url": url}),
-    )
+    response = model_response(302, DownloadRedirect, {"download_url": url})
+    response.headers.update({"Location": url, "Cache-Control": "no-store"})
+    return response
 
 
-@router.post("/v1/exports/<export_id>/cancel")
+@router.post(
+    "/v1/exports/<export_id>/cancel",
+    tags=["Exports"],
+    summary="Cancel a queued or running export",
+    responses=answers(
+        {200: ("The cancelled job", ExportJobView)},
+        400,
+        404,
+        (409, "CONFLICT: the export has already finished."),
+        413,
+        415,
+    ),
+)
 def cancel_export(export_id: JobId) -> Response[str]:
     job = exports.cancel_export(tenant_user(), export_id, export_services(), request_origin())
-    return json_response(200, job_view(job))
+    return model_response(200, ExportJobView, job_view(job))
 
 
-@router.put("/v1/exports/<export_id>/legal-hold")
+@router.put(
+    "/v1/exports/<export_id>/legal-hold",
+    tags=["Exports"],
+    summary="Place or lift a legal hold (admins)",
+    responses=answers(
+        {200: ("The job with its hold", ExportJobView)},
+        400,
+        404,
+        (409, "CONFLICT: the export is deleted, or the hold changed meanwhile."),
+        413,
+        415,
+    ),
+)
 def set_legal_hold(export_id: JobId, hold: LegalHoldInput) -> Response[str]:
     job = exports.set_legal_hold(
         tenant_user(), export_id, hold, export_services(), request_origin()
     )
-    return json_response(200, job_view(job))
+    return model_response(200, ExportJobView, job_view(job))
 
 
-@router.delete("/v1/exports/<export_id>")
+@router.delete(
+    "/v1/exports/<export_id>",
+    tags=["Exports"],
+    summary="Delete an export's files",
+    responses=answers(
+        {200: ("The job, marked deleted", ExportJobView)},
+        400,
+        404,
+        (409, "EXPORT_NOT_READY: it is queued or running; cancel it first."),
+    ),
+)
 def delete_export(export_id: JobId) -> Response[str]:
     job = exports.delete_export(tenant_user(), export_id, export_services(), request_origin())
-    return json_response(200, job_view(job))
+    return model_response(200, ExportJobView, job_view(job))

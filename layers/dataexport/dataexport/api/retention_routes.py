@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from dataexport import components
 from dataexport.api.exports_routes import request_origin, tenant_user
+from dataexport.api.openapi_document import answers
+from dataexport.api.response_models import RetentionPoliciesView, model_response
 from dataexport.config import ApiConfig, cached_config
 from dataexport.retention import RetentionPoliciesInput, TenantRetention
 from dataexport.services import retention
@@ -39,20 +40,31 @@ def policies_view(tenant: TenantRetention) -> dict[str, Any]:
     }
 
 
-def _json(body: Any) -> Response[str]:
-    return Response(
-        status_code=200, content_type=content_types.APPLICATION_JSON, body=json.dumps(body)
-    )
-
-
-@router.get("/v1/retention-policies")
+@router.get(
+    "/v1/retention-policies",
+    tags=["Retention"],
+    summary="The tenant's retention per dataset (admins)",
+    responses=answers({200: ("The policies", RetentionPoliciesView)}),
+)
 def get_retention_policies() -> Response[str]:
-    return _json(policies_view(retention.get_retention_policies(tenant_user(), policy_services())))
+    tenant = retention.get_retention_policies(tenant_user(), policy_services())
+    return model_response(200, RetentionPoliciesView, policies_view(tenant))
 
 
-@router.put("/v1/retention-policies")
+@router.put(
+    "/v1/retention-policies",
+    tags=["Retention"],
+    summary="Replace the tenant's retention policies (admins)",
+    responses=answers(
+        {200: ("The policies now in force", RetentionPoliciesView)},
+        400,
+        (409, "CONFLICT: someone else changed them meanwhile; retry."),
+        413,
+        415,
+    ),
+)
 def put_retention_policies(body: RetentionPoliciesInput) -> Response[str]:
     tenant = retention.put_retention_policies(
         tenant_user(), body, policy_services(), request_origin()
     )
-    return _json(policies_view(tenant))
+    return model_response(200, RetentionPoliciesView, policies_view(tenant))

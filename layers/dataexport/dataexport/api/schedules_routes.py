@@ -8,11 +8,20 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
 from dataexport import components
-from dataexport.api.exports_routes import json_response, request_origin, tenant_user
+from dataexport.api.exports_routes import request_origin, tenant_user
 from dataexport.api.job_view import job_view
+from dataexport.api.openapi_document import LOCATION_HEADER, RATE_LIMIT_HEADERS, answers
+from dataexport.api.request_examples import SCHEDULE_EXAMPLES
+from dataexport.api.response_models import (
+    ScheduleDetailView,
+    ScheduleList,
+    ScheduleRunStarted,
+    ScheduleView,
+    model_response,
+)
 from dataexport.config import ApiConfig, cached_config
 from dataexport.export_job import ExportStatus, utc_text
 from dataexport.export_schedule import SCHEDULE_ID_PATTERN, ExportSchedule, ScheduleInput
@@ -85,59 +94,129 @@ def detail_view(detail: ScheduleDetail) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/schedules")
-def create_schedule(body: ScheduleInput) -> Response[str]:
+NOT_FOUND = (404, "SCHEDULE_NOT_FOUND (or DATASET_NOT_FOUND for the export's dataset).")
+ScheduleBody = Annotated[ScheduleInput, Body(openapi_examples=SCHEDULE_EXAMPLES)]
+
+
+@router.post(
+    "/v1/schedules",
+    tags=["Schedules"],
+    summary="Create a scheduled export",
+    responses=answers(
+        {201: ("Created", ScheduleView)},
+        400,
+        (404, "DATASET_NOT_FOUND: no such dataset for this role."),
+        (409, "CONFLICT: the tenant has as many schedules as it may."),
+        413,
+        415,
+        headers={201: LOCATION_HEADER},
+    ),
+)
+def create_schedule(body: ScheduleBody) -> Response[str]:
     schedule = schedules.create_schedule(tenant_user(), body, schedule_services(), request_origin())
-    response = json_response(201, schedule_view(schedule))
+    response = model_response(201, ScheduleView, schedule_view(schedule))
     response.headers["Location"] = f"/v1/schedules/{schedule.id}"
     return response
 
 
-@router.get("/v1/schedules")
+@router.get(
+    "/v1/schedules",
+    tags=["Schedules"],
+    summary="Scheduled exports (admins: the tenant's)",
+    responses=answers({200: ("The schedules", ScheduleList)}),
+)
 def list_schedules() -> Response[str]:
     found = schedules.list_schedules(tenant_user(), schedule_services())
-    return json_response(200, {"items": [schedule_view(schedule) for schedule in found]})
+    return model_response(
+        200, ScheduleList, {"items": [schedule_view(schedule) for schedule in found]}
+    )
 
 
-@router.get("/v1/schedules/<schedule_id>")
+@router.get(
+    "/v1/schedules/<schedule_id>",
+    tags=["Schedules"],
+    summary="A schedule with its next and recent runs",
+    responses=answers({200: ("The schedule", ScheduleDetailView)}, 400, NOT_FOUND),
+)
 def get_schedule(schedule_id: ScheduleId) -> Response[str]:
     detail = schedules.schedule_detail(tenant_user(), schedule_id, schedule_services())
-    return json_response(200, detail_view(detail))
+    return model_response(200, ScheduleDetailView, detail_view(detail))
 
 
-@router.put("/v1/schedules/<schedule_id>")
-def update_schedule(schedule_id: ScheduleId, body: ScheduleInput) -> Response[str]:
+@router.put(
+    "/v1/schedules/<schedule_id>",
+    tags=["Schedules"],
+    summary="Replace a schedule",
+    responses=answers(
+        {200: ("The schedule as it is now", ScheduleView)},
+        400,
+        NOT_FOUND,
+        (409, "CONFLICT: the schedule changed meanwhile; retry."),
+        413,
+        415,
+    ),
+)
+def update_schedule(schedule_id: ScheduleId, body: ScheduleBody) -> Response[str]:
     schedule = schedules.update_schedule(
         tenant_user(), schedule_id, body, schedule_services(), request_origin()
     )
-    return json_response(200, schedule_view(schedule))
+    return model_response(200, ScheduleView, schedule_view(schedule))
 
 
-@router.delete("/v1/schedules/<schedule_id>")
+@router.delete(
+    "/v1/schedules/<schedule_id>",
+    tags=["Schedules"],
+    summary="Delete a schedule",
+    responses=answers({200: ("The schedule, deleted", ScheduleView)}, 400, NOT_FOUND),
+)
 def delete_schedule(schedule_id: ScheduleId) -> Response[str]:
     schedule = schedules.delete_schedule(
         tenant_user(), schedule_id, schedule_services(), request_origin()
     )
-    return json_response(200, {**schedule_view(schedule), "state": "deleted", "next_run_at": None})
+    view = {**schedule_view(schedule), "state": "deleted", "next_run_at": None}
+    return model_response(200, ScheduleView, view)
 
 
-@router.post("/v1/schedules/<schedule_id>/pause")
+@router.post(
+    "/v1/schedules/<schedule_id>/pause",
+    tags=["Schedules"],
+    summary="Pause a schedule",
+    responses=answers({200: ("The schedule", ScheduleView)}, 400, NOT_FOUND, 413, 415),
+)
 def pause_schedule(schedule_id: ScheduleId) -> Response[str]:
     schedule = schedules.set_paused(
         tenant_user(), schedule_id, True, schedule_services(), request_origin()
     )
-    return json_response(200, schedule_view(schedule))
+    return model_response(200, ScheduleView, schedule_view(schedule))
 
 
-@router.post("/v1/schedules/<schedule_id>/resume")
+@router.post(
+    "/v1/schedules/<schedule_id>/resume",
+    tags=["Schedules"],
+    summary="Resume a paused or suspended schedule",
+    responses=answers({200: ("The schedule", ScheduleView)}, 400, NOT_FOUND, 413, 415),
+)
 def resume_schedule(schedule_id: ScheduleId) -> Response[str]:
     schedule = schedules.set_paused(
         tenant_user(), schedule_id, False, schedule_services(), request_origin()
     )
-    return json_response(200, schedule_view(schedule))
+    return model_response(200, ScheduleView, schedule_view(schedule))
 
 
-@router.post("/v1/schedules/<schedule_id>/run")
+@router.post(
+    "/v1/schedules/<schedule_id>/run",
+    tags=["Schedules"],
+    summary="Run a schedule now (counts against the owner's hourly limit)",
+    responses=answers(
+        {202: ("The run and the export it started", ScheduleRunStarted)},
+        400,
+        NOT_FOUND,
+        (409, "CONFLICT: the schedule is suspended, or this run is being started."),
+        413,
+        415,
+        headers={202: {**LOCATION_HEADER, **RATE_LIMIT_HEADERS}, 429: RATE_LIMIT_HEADERS},
+    ),
+)
 def run_schedule(schedule_id: ScheduleId) -> Response[str]:
     result = schedules.run_now(tenant_user(), schedule_id, schedule_services(), request_origin())
     if result.refusal is not None:
@@ -145,7 +224,7 @@ def run_schedule(schedule_id: ScheduleId) -> Response[str]:
     body = run_view(RunView(result.run, result.job))
     if result.job is not None:
         body["export"] = job_view(result.job)
-    response = json_response(202, body)
+    response = model_response(202, ScheduleRunStarted, body)
     if result.rate is not None:
         response.headers.update(result.rate.headers())
     if result.job is not None:
