@@ -25,6 +25,7 @@ from dataexport_local.state_machine_definition import (
     DefinitionError,
     check_state_names,
     refuse_anchors,
+    refuse_duplicate_keys,
 )
 
 # What CloudFormation replaces in a definition: `${Name}`, not `${!Literal}`.
@@ -60,12 +61,16 @@ class Finding:
 def read_definition(path: Path) -> tuple[dict[str, Any] | None, list[Finding]]:
     """The definition as data, or the finding that stops it being read (YAML aliases included)."""
     owner = str(path)
+    rule = "readable-definition"
     try:
         text = path.read_text(encoding="utf-8")
+        rule = "no-yaml-aliases"
         refuse_anchors(yaml.SafeLoader(text), owner)
+        rule = "no-duplicate-keys"
+        refuse_duplicate_keys(text, owner)
         data = yaml.safe_load(text)
     except DefinitionError as exc:
-        return None, [Finding(owner, "no-yaml-aliases", str(exc).removeprefix(f"{owner}, "))]
+        return None, [Finding(owner, rule, str(exc).removeprefix(f"{owner}, "))]
     except (OSError, yaml.YAMLError) as exc:
         return None, [Finding(owner, "readable-definition", str(exc))]
     if not isinstance(data, dict):

@@ -91,6 +91,16 @@ def test_a_yaml_alias_fails_with_its_line(tmp_path: Path) -> None:
     assert "line 7" in finding.message and "anchor 'retry'" in finding.message
 
 
+def test_two_states_of_one_name_side_by_side_fail_though_yaml_would_keep_one(
+    tmp_path: Path,
+) -> None:
+    # Given a second top-level state Query written after the first (a YAML reader keeps the last)
+    text = VALID.replace("  Parts:\n", "  Query:\n    Type: Pass\n    Next: Parts\n  Parts:\n", 1)
+    (finding,) = findings_for(tmp_path, text)
+    assert finding.rule == "no-duplicate-keys"
+    assert "line 11" in finding.message and "'Query'" in finding.message
+
+
 def test_a_placeholder_without_a_substitution_fails_naming_it(tmp_path: Path) -> None:
     text = VALID.replace("ItemsPath: $.parts", "ItemsPath: $.parts\n    Comment: ${Unfilled}")
     findings = findings_for(tmp_path, text)
