@@ -127,34 +127,66 @@ States:
 """
 
 
-def test_a_tiny_built_template_is_traced_from_transform_to_files(tmp_path: Path) -> None:
-    # Given a "sam build" output: a function, its layer with an x86_64 library, a definition
-    build = tmp_path / "build"
+def built_stack(root: Path, definition: str) -> Path:
+    """A "sam build" output under `root`: a function, its layer holding an x86_64 library, and a
+    state machine whose DefinitionUri points out of the build directory, as sam build writes it."""
+    build = root / "build"
     (build / "QueryFunction").mkdir(parents=True)
     (build / "QueryFunction" / "app.py").write_text("def handler(event, context): ...\n")
     (build / "Layer" / "python").mkdir(parents=True)
     (build / "Layer" / "python" / "libfast.so").write_bytes(elf_header(EM_X86_64))
     (build / "template.yaml").write_text(TINY_TEMPLATE)
-    missing = DEFINITION.replace(
-        "    Resource: ${QueryFunctionArn}\n    End", "    Resource: ${Missing}\n    End"
-    )
-    (tmp_path / "machine.asl.yaml").write_text(missing)
-    # When it is packaged and transformed offline, then checked
-    packaged = package_and_transform(build / "template.yaml")
+    (root / "machine.asl.yaml").write_text(definition)
+    return build / "template.yaml"
+
+
+def test_a_tiny_built_template_passes_through_transform_to_its_files(tmp_path: Path) -> None:
+    # When a built stack is packaged and transformed offline, then checked
+    packaged = package_and_transform(built_stack(tmp_path, DEFINITION))
     (definition,) = check_definitions(packaged)
     sizes, binaries = check_sizes_and_binaries(packaged)
-    # Then the definition is found behind its stand-in S3 location, and its unfilled
-    # placeholder reported with the file and the rule
+    # Then its definition is found behind its stand-in S3 location and passes
     assert definition.name == f"definition of Machine ({tmp_path / 'machine.asl.yaml'})"
-    assert (
-        f"{tmp_path / 'machine.asl.yaml'}: [placeholders-substituted] ${{Missing}}"
-        in (definition.failures[0])
-    )
+    assert definition.passed, definition.failures
     # And the function is measured with its layer, and the x86_64 library is named
     assert sizes.passed and sizes.facts[0].startswith("QueryFunction: ")
     (failure,) = binaries.failures
-    assert failure.startswith(f"{build / 'Layer' / 'python' / 'libfast.so'}: [arm64-binaries]")
-    assert "x86_64" in failure
+    library = tmp_path / "build" / "Layer" / "python" / "libfast.so"
+    assert failure.startswith(f"{library}: [arm64-binaries] built for x86_64")
+
+
+@pytest.mark.parametrize(
+    ("mutation", "rule"),
+    [
+        # the second state takes the first one's name
+        (("  Again:", "  Query:"), "no-duplicate-keys"),
+        # the second Task's Resource is an alias of the first one's
+        (
+            (
+                "Resource: ${QueryFunctionArn}\n    Next",
+                "Resource: &fn ${QueryFunctionArn}\n    Next",
+            ),
+            "no-yaml-aliases",
+        ),
+        (
+            ("    Resource: ${QueryFunctionArn}\n    End", "    Resource: ${Missing}\n    End"),
+            "placeholders-substituted",
+        ),
+    ],
+)
+def test_a_definition_aws_would_refuse_fails_the_gate(
+    tmp_path: Path, mutation: tuple[str, str], rule: str
+) -> None:
+    old, new = mutation
+    mutated = DEFINITION.replace(old, new, 1)
+    if rule == "no-yaml-aliases":
+        mutated = mutated.replace(
+            "Resource: ${QueryFunctionArn}\n    End", "Resource: *fn\n    End"
+        )
+    assert mutated != DEFINITION
+    (definition,) = check_definitions(package_and_transform(built_stack(tmp_path, mutated)))
+    assert not definition.passed
+    assert definition.failures[0].startswith(f"{tmp_path / 'machine.asl.yaml'}: [{rule}]")
 
 
 def test_every_committed_checkov_skip_gives_a_reason(tmp_path: Path) -> None:
