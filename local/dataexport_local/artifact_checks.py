@@ -51,9 +51,9 @@ class FunctionSize:
     def describe(self) -> str:
         mib = 1024 * 1024
         return (
-            f"{self.function}: {self.total_bytes / mib:.1f} MiB "
-            f"(code {self.code_bytes / mib:.1f} + layers {self.layer_bytes / mib:.1f}) "
-            f"of {LAMBDA_UNZIPPED_LIMIT_BYTES / mib:.0f} MiB"
+            f"{self.function}: {self.total_bytes:,} bytes ({self.total_bytes / mib:.1f} MiB: "
+            f"code {self.code_bytes:,} + layers {self.layer_bytes:,}) "
+            f"of {LAMBDA_UNZIPPED_LIMIT_BYTES:,}"
         )
 
 

@@ -175,7 +175,7 @@ def _layer_paths(packaged: PackagedTemplate, function: Mapping[str, Any]) -> lis
 
 def check_sizes_and_binaries(packaged: PackagedTemplate) -> tuple[CheckResult, CheckResult]:
     """Every function's unzipped size with its layers, and its shared objects' architecture."""
-    sizes = CheckResult("unzipped size of every function with its layers (limit 250 MiB)")
+    sizes = CheckResult("unzipped size of every function with its layers (Lambda: 250 MiB)")
     binaries = CheckResult("shared objects built for each function's architecture")
     # A layer is shared by many functions: each directory is read once per architecture.
     scanned: set[tuple[Path, int]] = set()
