@@ -56,8 +56,9 @@ class CheckResult:
 
     def report(self) -> str:
         lines = [f"{'PASS' if self.passed else 'FAIL'}  {self.name}"]
-        lines += [f"      {fact}" for fact in self.facts]
+        # What failed first, then the facts (counts, sizes, skips with their reasons).
         lines += [f"      {failure}" for failure in self.failures]
+        lines += [f"      {fact}" for fact in self.facts]
         return "\n".join(lines)
 
 
