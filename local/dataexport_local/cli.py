@@ -37,7 +37,6 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 from dataexport_local.aws import moto_client
-from dataexport_local.deploy_check import deploy_check
 from dataexport_local.lambda_dispatch import Invocation
 from dataexport_local.postgres import (
     DEFAULT_DATA_DIR,
@@ -140,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gate.add_argument("--sam", type=Path, required=True, help="the SAM CLI executable")
     gate.add_argument("--checkov", type=Path, required=True, help="the checkov executable")
-    gate.add_argument("--template", type=Path, default=Path("template.yaml"))
+    gate.add_argument(
+        "--template", type=Path, default=Path("template.yaml"), help="the SAM template to build"
+    )
 
     demo = commands.add_parser("demo", help="run one real export end to end and check it")
     demo.add_argument("--rows", type=int, default=DEFAULT_SEED_ROWS, help="usage logs to seed")
@@ -201,6 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _deploy_check(arguments: argparse.Namespace) -> int:
+    # Imported here: the SAM translator and statelint are the gate's alone, not the runtime's.
+    from dataexport_local.deploy_check import deploy_check  # noqa: PLC0415
+
     return deploy_check(arguments.sam, arguments.checkov, arguments.template)
 
 
