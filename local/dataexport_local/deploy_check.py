@@ -116,7 +116,7 @@ def read_checkov_skips(path: Path) -> dict[str, str]:
     return skips
 
 
-def _matching_skip(check: Mapping[str, Any], skips: Mapping[str, str]) -> str | None:
+def matching_skip(check: Mapping[str, Any], skips: Mapping[str, str]) -> str | None:
     """The skip-list key that covers a failed check: `id:LogicalId` first, then `id`."""
     logical_id = str(check["resource"]).rpartition(".")[2]
     for key in (f"{check['check_id']}:{logical_id}", str(check["check_id"])):
@@ -143,7 +143,7 @@ def check_checkov(checkov: Path, template: Path, skips: Mapping[str, str]) -> Ch
         return result
     skipped: Counter[str] = Counter()
     for check in report["results"]["failed_checks"]:
-        skip = _matching_skip(check, skips)
+        skip = matching_skip(check, skips)
         if skip is not None:
             skipped[skip] += 1
             continue

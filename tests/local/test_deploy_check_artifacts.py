@@ -23,6 +23,7 @@ from dataexport_local.deploy_check import (
     CHECKOV_SKIPS,
     check_definitions,
     check_sizes_and_binaries,
+    matching_skip,
     read_checkov_skips,
 )
 from dataexport_local.sam_package import package_and_transform
@@ -196,3 +197,13 @@ def test_every_committed_checkov_skip_gives_a_reason(tmp_path: Path) -> None:
     unexplained.write_text("CKV_AWS_1: ''\n")
     with pytest.raises(ValueError, match="CKV_AWS_1 is skipped without a reason"):
         read_checkov_skips(unexplained)
+
+
+def test_a_checkov_skip_covers_its_check_or_only_the_resource_it_names() -> None:
+    skips = {"CKV_AWS_28:IdempotencyTable": "short-lived", "CKV_AWS_119": "account decision"}
+    idempotency = {"check_id": "CKV_AWS_28", "resource": "AWS::DynamoDB::Table.IdempotencyTable"}
+    control = {"check_id": "CKV_AWS_28", "resource": "AWS::DynamoDB::Table.ControlTable"}
+    any_table = {"check_id": "CKV_AWS_119", "resource": "AWS::DynamoDB::Table.ControlTable"}
+    assert matching_skip(idempotency, skips) == "CKV_AWS_28:IdempotencyTable"
+    assert matching_skip(control, skips) is None
+    assert matching_skip(any_table, skips) == "CKV_AWS_119"
