@@ -25,6 +25,12 @@ SAM_VENV := .tools/sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
 
+# checkov pins many packages too (the deploy gate's policy scan): another venv of its own.
+CHECKOV_VERSION ?= 3.3.30
+CHECKOV_VENV := .tools/checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
 # Every handler is a module named `app`; with `explicit_package_bases` (pyproject.toml) mypy names
 # them functions.<dir>.app from the repository root, so one run checks them all without clashes.
 MYPY_TARGETS := layers/dataexport/dataexport local/dataexport_local tests \
@@ -33,7 +39,7 @@ MYPY_TARGETS := layers/dataexport/dataexport local/dataexport_local tests \
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv sam lint format typecheck validate build pytest test test-slow test-browser demo local bench bench-smoke backup-image \
+.PHONY: help venv sam checkov lint format typecheck validate build deploy-check pytest test test-slow test-browser demo local bench bench-smoke backup-image \
 	clean distclean
 
 help: ## list the targets
@@ -60,6 +66,16 @@ $(SAM_STAMP):
 	$(SAM_VENV)/bin/python -m pip install --quiet 'aws-sam-cli==$(SAM_CLI_VERSION)'
 	touch $@
 
+checkov: $(CHECKOV_STAMP) ## install checkov into .tools/checkov (the deploy gate's policy scan)
+
+$(CHECKOV_STAMP):
+	@test -n "$(PYTHON)" || { echo "python3.11 not found (set PYTHON=...)" >&2; exit 1; }
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	touch $@
+
 lint: venv ## ruff check and ruff format --check
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
@@ -77,16 +93,18 @@ validate: sam ## sam validate --lint
 build: sam ## sam build (the layer is built for arm64 from PyPI wheels, no container)
 	$(SAM) build --template-file template.yaml
 
+deploy-check: venv sam checkov ## the deploy gate: sam validate and build, the SAM transform, ASL, cfn-lint, checkov, sizes, arm64 binaries
+	$(VENV_BIN)/dataexport-local deploy-check --sam $(SAM) --checkov $(CHECKOV) --template template.yaml
+
 pytest: venv ## run the tests in parallel, then those that measure the machine alone (not bench, test-slow, test-browser)
 	$(VENV_BIN)/pytest --ignore=tests/bench -m "not slow and not serial and not browser" \
 		--numprocesses $(PYTEST_WORKERS) --dist loadfile
 	$(VENV_BIN)/pytest --ignore=tests/bench -m "serial and not slow and not browser"
 
-test: venv sam ## everything CI checks: lint, types, template, build, tests
+test: venv sam checkov ## everything CI checks: lint, types, the deploy gate, tests
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory typecheck
-	$(MAKE) --no-print-directory validate
-	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory deploy-check
 	$(MAKE) --no-print-directory bench-smoke
 	$(MAKE) --no-print-directory pytest
 

@@ -5,6 +5,7 @@
     dataexport-local token --sub usr_acme_01 --org org_acme [--role member] [--ttl 3600]
     dataexport-local demo [--rows 20000] [--out exports/<file>]
     dataexport-local audit verify --org org_acme [--api-url http://127.0.0.1:3000/v1] [--json]
+    dataexport-local deploy-check --sam .tools/sam/bin/sam --checkov .tools/checkov/bin/checkov
 
 Tokens are signed with LOCAL_TOKEN_SECRET, or the documented development key when it is unset,
 so a token printed by `token` works against a `serve` running in another terminal; `audit verify`
@@ -138,6 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--ttl", type=int, default=DEFAULT_TTL_SECONDS, help="lifetime in seconds")
 
+    gate = commands.add_parser(
+        "deploy-check",
+        help="check what `sam package` would upload, as AWS would (make deploy-check)",
+    )
+    gate.add_argument("--sam", type=Path, required=True, help="the SAM CLI executable")
+    gate.add_argument("--checkov", type=Path, required=True, help="the checkov executable")
+    gate.add_argument(
+        "--template", type=Path, default=Path("template.yaml"), help="the SAM template to build"
+    )
+
     demo = commands.add_parser("demo", help="run one real export end to end and check it")
     demo.add_argument("--rows", type=int, default=DEFAULT_SEED_ROWS, help="usage logs to seed")
     demo.add_argument("--out", type=Path, default=None, help="where to write the file")
@@ -182,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": demo,
         "audit": audit,
         "fire": fire,
+        "deploy-check": _deploy_check,
     }
     try:
         return commands[arguments.command](arguments)
@@ -194,6 +206,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(__name__).debug("dataexport-local failed", exc_info=True)
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+
+
+def _deploy_check(arguments: argparse.Namespace) -> int:
+    # Imported here: the SAM translator and statelint are the gate's alone, not the runtime's.
+    from dataexport_local.deploy_check import deploy_check  # noqa: PLC0415
+
+    return deploy_check(arguments.sam, arguments.checkov, arguments.template)
 
 
 def _configure_logging(level: int) -> None:

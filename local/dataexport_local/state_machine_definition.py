@@ -66,3 +66,24 @@ def check_state_names(definition: Mapping[str, Any], owner: str) -> None:
             f"{owner}: state names must be unique in the whole state machine; used more than "
             f"once: {', '.join(duplicates)}"
         )
+
+
+def refuse_duplicate_keys(text: str, owner: str) -> None:
+    """Raise DefinitionError at a key written twice in one mapping (two states of one name side
+    by side): a YAML reader keeps the last silently, so the first state would vanish unseen."""
+    pending = [yaml.compose(text, Loader=yaml.SafeLoader)]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in seen:
+                        raise DefinitionError(
+                            f"{owner}, line {key.start_mark.line + 1}: key '{key.value}' is "
+                            "written twice in one mapping; a YAML reader keeps only the last"
+                        )
+                    seen.add(key.value)
+                pending.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            pending.extend(node.value)
