@@ -13,7 +13,7 @@ from dataexport import components
 from dataexport.adapters.audit_store import AuditTrail
 from dataexport.api.exports_routes import current_caller
 from dataexport.api.openapi_document import answers
-from dataexport.api.page_cursors import opened_cursor, sealed_cursor
+from dataexport.api.page_cursors import opened_cursor, page_response
 from dataexport.api.response_models import AuditChainReport, AuditPage, model_response
 from dataexport.audit import AuditEvent
 from dataexport.config import AuditTableConfig, cached_config
@@ -73,14 +73,8 @@ def list_audit_events(
         cursor=opened_cursor(cursor, scope),
     )
     page = audit_events.list_audit_events(caller, query, audit_trail())
-    return model_response(
-        200,
-        AuditPage,
-        {
-            "items": [event_view(event) for event in page.events],
-            "next_cursor": sealed_cursor(page.next_cursor, scope),
-        },
-    )
+    items = [event_view(event) for event in page.events]
+    return page_response(AuditPage, items, page.next_cursor, scope)
 
 
 @router.get(

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from dataexport import components
 from dataexport.api.exports_routes import current_caller, request_origin
 from dataexport.api.openapi_document import LOCATION_HEADER, answers
-from dataexport.api.page_cursors import opened_cursor, sealed_cursor
+from dataexport.api.page_cursors import opened_cursor, page_response
 from dataexport.api.response_models import BackupPage, BackupView, DownloadRedirect, model_response
 from dataexport.backup import BACKUP_ID_PATTERN, BackupOptions
 from dataexport.config import ApiConfig, cached_config
@@ -67,14 +67,8 @@ def list_backups(
     caller = current_caller()
     scope = ("backups", caller.user_id)
     page = backups.list_backups(caller, backup_services(), limit, opened_cursor(cursor, scope))
-    return model_response(
-        200,
-        BackupPage,
-        {
-            "items": [backup.view() for backup in page.backups],
-            "next_cursor": sealed_cursor(page.next_cursor, scope),
-        },
-    )
+    items = [backup.view() for backup in page.backups]
+    return page_response(BackupPage, items, page.next_cursor, scope)
 
 
 @router.get(

@@ -21,7 +21,7 @@ from dataexport.api.openapi_document import (
     URL_TOO_LONG,
     answers,
 )
-from dataexport.api.page_cursors import opened_cursor, sealed_cursor
+from dataexport.api.page_cursors import opened_cursor, page_response
 from dataexport.api.request_examples import EXPORT_REQUEST_EXAMPLES
 from dataexport.api.response_models import (
     DownloadRedirect,
@@ -221,14 +221,7 @@ def list_exports(
     page = exports.list_exports(
         caller, limit, opened_cursor(cursor, scope), export_services(), history
     )
-    return model_response(
-        200,
-        ExportPage,
-        {
-            "items": [job_view(job) for job in page.jobs],
-            "next_cursor": sealed_cursor(page.next_cursor, scope),
-        },
-    )
+    return page_response(ExportPage, [job_view(job) for job in page.jobs], page.next_cursor, scope)
 
 
 @router.get(

@@ -6,9 +6,14 @@ the API already reads: no new secret to provision or rotate.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from pydantic import BaseModel
 
 from dataexport import components
+from dataexport.api.response_models import model_response
 from dataexport.config import WebhookSecretConfig, cached_config
 from dataexport.cursor_seal import CursorSeal
 
@@ -27,3 +32,15 @@ def sealed_cursor(cursor: str | None, scope: Sequence[str]) -> str | None:
 def opened_cursor(cursor: str | None, scope: Sequence[str]) -> str | None:
     """The store's cursor inside a client's; a 400 on `cursor` if it was not made for `scope`."""
     return _seal().open(cursor, scope)
+
+
+def page_response(
+    model: type[BaseModel],
+    items: Sequence[Mapping[str, Any]],
+    next_cursor: str | None,
+    scope: Sequence[str],
+) -> Response[str]:
+    """A 200 page of `items` as `model` documents it, its next cursor sealed for `scope`."""
+    return model_response(
+        200, model, {"items": list(items), "next_cursor": sealed_cursor(next_cursor, scope)}
+    )
