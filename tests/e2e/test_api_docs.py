@@ -126,3 +126,31 @@ def test_the_docs_page_is_served_whole_by_the_api(runtime: Any) -> None:
     # And an unknown asset is a 404 in the error shape
     missing = http("GET", f"{runtime.stage_url}/v1/docs/secrets.txt")
     assert missing.status == 404 and missing.json()["error_code"] == "ROUTE_NOT_FOUND"
+
+
+def test_a_created_resource_s_location_is_followable_under_the_stage(runtime: Any) -> None:
+    # Given a member who creates an export and a schedule, under the stage and without it
+    stage_path = urlsplit(runtime.stage_url).path
+    token = runtime.token("docs_locator", "org_docs", "member")
+    for base, field in ((runtime.stage_url, "model"), (runtime.api_url, "user_id")):
+        client = ApiClient(base, token)
+        created = client.call(
+            "POST", "/v1/exports", {"dataset": "usage_logs", "format": "csv", "fields": [field]}
+        )
+        schedule = client.call(
+            "POST",
+            "/v1/schedules",
+            {
+                "name": "locator",
+                "schedule_expression": "cron(0 6 * * ? *)",
+                "timezone": "UTC",
+                "export": {"dataset": "usage_logs", "format": "csv", "fields": ["model"]},
+            },
+        )
+        # Then each Location is under the stage, and following it from the host finds the resource
+        for answer, status in ((created, 202), (schedule, 201)):
+            assert answer.status == status, answer.body
+            location = answer.headers["Location"]
+            assert location.startswith(f"{stage_path}/v1/")
+            found = ApiClient(runtime.api_url, token).call("GET", location)
+            assert found.status == 200 and found.json()["id"] == answer.json()["id"]

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from dataexport import components
-from dataexport.api.exports_routes import current_caller, request_origin
+from dataexport.api.exports_routes import current_caller, request_origin, resource_location
 from dataexport.api.openapi_document import LOCATION_HEADER, answers
 from dataexport.api.page_cursors import opened_cursor, page_response
 from dataexport.api.response_models import BackupPage, BackupView, DownloadRedirect, model_response
@@ -50,7 +50,7 @@ def create_backup(
         current_caller(), options or BackupOptions(), backup_services(), request_origin()
     )
     response = model_response(202, BackupView, backup.view())
-    response.headers["Location"] = f"/v1/backups/{backup.id}"
+    response.headers["Location"] = resource_location(f"/v1/backups/{backup.id}")
     return response
 
 

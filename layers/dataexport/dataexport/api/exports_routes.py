@@ -20,6 +20,7 @@ from dataexport.api.openapi_document import (
     RATE_LIMIT_HEADERS,
     URL_TOO_LONG,
     answers,
+    server_url_of,
 )
 from dataexport.api.page_cursors import opened_cursor, page_response
 from dataexport.api.request_examples import EXPORT_REQUEST_EXAMPLES
@@ -107,6 +108,14 @@ def request_origin() -> RequestOrigin:
     )
 
 
+def resource_location(path: str) -> str:
+    """`path` (`/v1/exports/exp_...`) as this client reaches it, under the stage or custom domain
+    base path the request came through: a Location header the client can follow as it is."""
+    event = router.current_event
+    base = server_url_of(event.raw_event.get("requestContext") or {}, event.path)
+    return base.rstrip("/") + path
+
+
 REFUSALS_AUDITED = {
     PermissionDenied: AuditEventType.PERMISSION_DENIED,
     # Answered as "not found"; the trail still records the refused permission.
@@ -190,7 +199,7 @@ def create_export(
     job = created.job
     response = model_response(202 if created.created else 200, ExportJobView, job_view(job))
     response.headers.update(created.rate.headers())
-    response.headers["Location"] = f"/v1/exports/{job.id}"
+    response.headers["Location"] = resource_location(f"/v1/exports/{job.id}")
     return response
 
 

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
 from dataexport import components
-from dataexport.api.exports_routes import request_origin, tenant_user
+from dataexport.api.exports_routes import request_origin, resource_location, tenant_user
 from dataexport.api.job_view import job_view
 from dataexport.api.openapi_document import LOCATION_HEADER, RATE_LIMIT_HEADERS, answers
 from dataexport.api.request_examples import SCHEDULE_EXAMPLES
@@ -115,7 +115,7 @@ ScheduleBody = Annotated[ScheduleInput, Body(openapi_examples=SCHEDULE_EXAMPLES)
 def create_schedule(body: ScheduleBody) -> Response[str]:
     schedule = schedules.create_schedule(tenant_user(), body, schedule_services(), request_origin())
     response = model_response(201, ScheduleView, schedule_view(schedule))
-    response.headers["Location"] = f"/v1/schedules/{schedule.id}"
+    response.headers["Location"] = resource_location(f"/v1/schedules/{schedule.id}")
     return response
 
 
@@ -228,5 +228,5 @@ def run_schedule(schedule_id: ScheduleId) -> Response[str]:
     if result.rate is not None:
         response.headers.update(result.rate.headers())
     if result.job is not None:
-        response.headers["Location"] = f"/v1/exports/{result.job.id}"
+        response.headers["Location"] = resource_location(f"/v1/exports/{result.job.id}")
     return response
