@@ -3,9 +3,9 @@
 `LocalAws` starts a ThreadedMotoServer, points this process at it (AWS_ENDPOINT_URL, test
 credentials, region, MOTO_PORT for moto's Step Functions interpreter), turns on real state machine
 execution and Docker-less Lambda, and creates what template.yaml declares: DynamoDB tables, S3
-buckets and their policies, Secrets Manager secrets, Lambda functions (dispatched in-process to the
-real handlers), SES identities, state machines (DefinitionUri with DefinitionSubstitutions), ECS
-clusters and task definitions (RunTask runs a task's entry point as a local process, see ecs.py).
+buckets and their policies, Secrets Manager secrets, Lambda functions (dispatched to the real
+handlers in workers), SES identities, state machines (DefinitionUri with DefinitionSubstitutions),
+ECS clusters and task definitions (RunTask runs a task's entry point as a local process, see ecs.py).
 Each function runs in worker processes of its own with exactly its template environment, what
 Lambda sets and the few variables that reach moto (`sandbox_environment`); this process's
 environment only points its own clients at moto. EventBridge rules (the Schedule events of
@@ -137,8 +137,8 @@ class _ProcessSlot:
         with self._lock:
             if self._owner is not None:
                 raise LocalAwsError(
-                    "A LocalRuntime (LocalAws) is already active in this process; environment "
-                    "variables and moto are process-wide, so stop it before starting another"
+                    "A LocalRuntime (LocalAws) is already active in this process; moto and its "
+                    "hooks are process-wide, so stop it before starting another"
                 )
             self._owner = owner
 
@@ -202,7 +202,7 @@ def _serialized_dynamodb() -> Iterator[None]:
 
     moto's DynamoDB backend is not thread-safe (a query can iterate an item while a concurrent
     update changes it), and the local runtime serves many requests at once. DynamoDB actions
-    never call back into Lambda, so one lock cannot deadlock with the in-process handlers.
+    never call back into Lambda, so one lock cannot deadlock with the handlers' invocations.
     """
     from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415 - moto is heavy
 
