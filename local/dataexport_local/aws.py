@@ -6,11 +6,11 @@ execution and Docker-less Lambda, and creates what template.yaml declares: Dynam
 buckets and their policies, Secrets Manager secrets, Lambda functions (dispatched to the real
 handlers in workers), SES identities, state machines (DefinitionUri with DefinitionSubstitutions),
 ECS clusters and task definitions (RunTask runs a task's entry point as a local process, see
-ecs.py). Each function runs in worker processes of its own with exactly its template environment, what
-Lambda sets and the few variables that reach moto (`sandbox_environment`); this process's
-environment only points its own clients at moto. EventBridge rules (the Schedule events of
-functions and state machines), Scheduler schedule groups and schedules are stored in moto, which
-does not fire them: the local scheduler does.
+ecs.py). Each function runs in worker processes of its own with exactly its template environment,
+what Lambda sets and the few variables that reach moto (`sandbox_environment`); this process's
+environment only points its own clients at moto. EventBridge rules (the Schedule events of functions
+and state machines), Scheduler schedule groups and schedules are stored in moto, which does not fire
+them: the local scheduler does.
 """
 
 from __future__ import annotations
