@@ -8,9 +8,9 @@ presigned URLs downloaded over HTTP.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -20,7 +20,13 @@ from dataexport_local.runtime import LocalRuntime
 E2E_SEED_ROWS = 5_000
 TEST_DATASETS = Path(__file__).parent / "e2e" / "datasets"
 
-RuntimeFactory = Callable[[Mapping[str, str] | None], LocalRuntime]
+WORKER_SETUP = Path(__file__).parent / "e2e" / "worker_setup"
+
+
+class RuntimeFactory(Protocol):
+    def __call__(
+        self, parameters: Mapping[str, str] | None, *, worker_setup_files: Sequence[Path] = ()
+    ) -> LocalRuntime: ...
 
 
 @pytest.fixture(scope="session")
@@ -38,9 +44,14 @@ def database() -> Iterator[LocalDatabase]:
 def runtime_factory(database: LocalDatabase) -> RuntimeFactory:
     """Starts a local runtime on the shared database, with the test-only datasets loaded."""
 
-    def start(parameters: Mapping[str, str] | None = None) -> LocalRuntime:
+    def start(
+        parameters: Mapping[str, str] | None = None, *, worker_setup_files: Sequence[Path] = ()
+    ) -> LocalRuntime:
         return LocalRuntime(
-            parameters, database=database, environment={"DATASETS_DIR": str(TEST_DATASETS)}
+            parameters,
+            database=database,
+            environment={"DATASETS_DIR": str(TEST_DATASETS)},
+            worker_setup_files=worker_setup_files,
         )
 
     return start
@@ -58,3 +69,11 @@ def superuser(database: LocalDatabase) -> Iterator[Any]:
     connection = database.connect()
     yield connection
     connection.close()
+
+
+@pytest.fixture
+def as_format_function(runtime: LocalRuntime) -> Iterator[None]:
+    """os.environ as the Format function's workers have it, for tests that call the product's
+    code directly (the test process has no function's environment of its own)."""
+    with runtime.as_function("ExportFormatFunction"):
+        yield

@@ -3,13 +3,14 @@
 `LocalAws` starts a ThreadedMotoServer, points this process at it (AWS_ENDPOINT_URL, test
 credentials, region, MOTO_PORT for moto's Step Functions interpreter), turns on real state machine
 execution and Docker-less Lambda, and creates what template.yaml declares: DynamoDB tables, S3
-buckets and their policies, Secrets Manager secrets, Lambda functions (dispatched in-process to the
-real handlers), SES identities, state machines (DefinitionUri with DefinitionSubstitutions), ECS
-clusters and task definitions (RunTask runs a task's entry point as a local process, see ecs.py).
-Finally it sets the union of the functions' resolved environments in os.environ, so the handlers
-run with their real configuration. EventBridge rules (the Schedule events of functions and state
-machines), Scheduler schedule groups and schedules are stored in moto, which does not fire them:
-the local scheduler does.
+buckets and their policies, Secrets Manager secrets, Lambda functions (dispatched to the real
+handlers in workers), SES identities, state machines (DefinitionUri with DefinitionSubstitutions),
+ECS clusters and task definitions (RunTask runs a task's entry point as a local process, see
+ecs.py). Each function runs in worker processes of its own with exactly its template environment,
+what Lambda sets and the few variables that reach moto (`sandbox_environment`); this process's
+environment only points its own clients at moto. EventBridge rules (the Schedule events of functions
+and state machines), Scheduler schedule groups and schedules are stored in moto, which does not fire
+them: the local scheduler does.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import string
 import threading
 import urllib.request
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +37,7 @@ import boto3
 
 from dataexport_local.ecs import LocalTasks
 from dataexport_local.lambda_dispatch import LambdaDispatcher
+from dataexport_local.lambda_sandbox import SandboxSettings
 from dataexport_local.template import (
     DEFAULT_STACK_NAME,
     DEFAULT_TEMPLATE_PATH,
@@ -135,8 +137,8 @@ class _ProcessSlot:
         with self._lock:
             if self._owner is not None:
                 raise LocalAwsError(
-                    "A LocalRuntime (LocalAws) is already active in this process; environment "
-                    "variables and moto are process-wide, so stop it before starting another"
+                    "A LocalRuntime (LocalAws) is already active in this process; moto and its "
+                    "hooks are process-wide, so stop it before starting another"
                 )
             self._owner = owner
 
@@ -200,7 +202,7 @@ def _serialized_dynamodb() -> Iterator[None]:
 
     moto's DynamoDB backend is not thread-safe (a query can iterate an item while a concurrent
     update changes it), and the local runtime serves many requests at once. DynamoDB actions
-    never call back into Lambda, so one lock cannot deadlock with the in-process handlers.
+    never call back into Lambda, so one lock cannot deadlock with the handlers' invocations.
     """
     from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415 - moto is heavy
 
@@ -368,7 +370,7 @@ def _running_full_object_checksums() -> Iterator[None]:
 
 
 class LocalAws:
-    """moto's AWS with the template's resources; handlers dispatched in-process.
+    """moto's AWS with the template's resources; each function's handler in workers of its own.
 
     Use as a context manager, or call `start()` and `close()`. `parameter_secrets` creates a
     secret per named parameter (value: its SecretString) and passes the secret's ARN as that
@@ -376,7 +378,9 @@ class LocalAws:
     logical id (e.g. the token signing key); other secrets get their SecretString or a random one.
     `network_parameters` names parameters to fill with a local VPC's ids ("subnets" or
     "security_group"), unless `parameters` gives them: what an ECS task's awsvpc network needs.
-    `task_environment` is added to the environment of every ECS task process.
+    `task_environment` is added to the environment of every ECS task process. `environment` is
+    added to every function's sandbox; `worker_setup_files` are run by each worker before it
+    imports its handler.
     """
 
     def __init__(
@@ -391,6 +395,7 @@ class LocalAws:
         port: int = 0,
         network_parameters: Mapping[str, str] | None = None,
         task_environment: Mapping[str, str] | None = None,
+        worker_setup_files: Sequence[Path] = (),
     ) -> None:
         self.template_path = template_path.resolve()
         self._network_parameters = dict(network_parameters or {})
@@ -401,6 +406,7 @@ class LocalAws:
         self._parameter_secrets = dict(parameter_secrets or {})
         self._secret_values = dict(secret_values or {})
         self._extra_environment = dict(environment or {})
+        self._worker_setup_files = tuple(worker_setup_files)
         self._requested_port = port
         self._environment = EnvironmentPatch()
         self._resources = ExitStack()
@@ -432,7 +438,15 @@ class LocalAws:
             self._reset_moto()
             template = self._create_resources()
             self._template = template
-            dispatcher = LambdaDispatcher(template.functions)
+            dispatcher = LambdaDispatcher(
+                template.functions,
+                SandboxSettings(
+                    local_environment=self.sandbox_environment(),
+                    extra_environment=self._function_extra_environment(template),
+                    setup_files=self._worker_setup_files,
+                ),
+            )
+            self._resources.callback(dispatcher.close)
             dispatcher.install()
             self._resources.callback(dispatcher.uninstall)
             self._dispatcher = dispatcher
@@ -441,7 +455,6 @@ class LocalAws:
             self._resources.callback(tasks.uninstall)
             self._tasks = tasks
             self._resources.callback(self.stop_running_executions)
-            self._environment.set(self._function_environment(template))
         except BaseException:
             self.close()
             raise
@@ -813,18 +826,36 @@ class LocalAws:
                 Timeout=function.timeout_seconds,
                 MemorySize=function.memory_mb,
                 Environment={"Variables": dict(function.environment)},
-                Description=f"{function.logical_id} (runs in-process from {function.code_dir})",
+                Description=f"{function.logical_id} (runs in local worker processes)",
             )
 
-    def _function_environment(self, template: SamTemplate) -> dict[str, str]:
-        union = template.environment()
-        clash = sorted(name for name in self._extra_environment if name in union)
+    def sandbox_environment(self) -> dict[str, str]:
+        """What the local runtime adds to every function's sandbox, and only this: the moto
+        endpoint and its test credentials. In AWS the Lambda service sets the execution role's
+        temporary credentials in the same variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+        AWS_SESSION_TOKEN): this is where a role's assumed credentials would go."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY,
+        }
+
+    def _function_extra_environment(self, template: SamTemplate) -> dict[str, str]:
+        """The caller's extra variables, refused when a function's template entry sets them."""
+        clash = sorted(
+            {
+                name
+                for function in template.functions
+                for name in self._extra_environment
+                if name in function.environment
+            }
+        )
         if clash:
             raise LocalAwsError(
                 f"Environment variable(s) {', '.join(clash)} come from the template; "
                 "change them through template parameters instead"
             )
-        return {**union, **self._extra_environment}
+        return dict(self._extra_environment)
 
 
 def _event_enabled(props: Mapping[str, Any]) -> bool:

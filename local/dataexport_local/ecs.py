@@ -37,7 +37,7 @@ def exit_code(returncode: int) -> int:
 
 class LocalTasks:
     """Runs ECS tasks of the template's task definitions as local processes; install() hooks
-    moto's ECS backend (in-process, like the Lambda dispatcher), uninstall() undoes it and
+    moto's ECS backend (in this process, like the Lambda dispatcher), uninstall() undoes it and
     stops what still runs."""
 
     def __init__(

@@ -1,78 +1,51 @@
-"""Lambda invocations run the real handlers in this process, as if deployed.
+"""Lambda invocations run the real handlers, each function in worker processes of its own.
 
 moto's Step Functions interpreter invokes Lambda over HTTP on the moto server; with Docker off,
 moto answers through `LambdaSimpleBackend.invoke`, which this module replaces while a dispatcher is
 installed. The local API Gateway calls `LambdaDispatcher.invoke` directly: both paths share the
-handler loading, the context and the error contract of the Lambda Python runtime (a raised
+sandboxes (lambda_sandbox.py) and the error contract of the Lambda Python runtime (a raised
 exception becomes `FunctionError: Unhandled` with `errorType` = the exception's class name, which
-Step Functions matches in `Retry`/`Catch`).
+Step Functions matches in `Retry`/`Catch`; a function past its Timeout is `Sandbox.Timedout`).
+Each invocation logs Lambda's REPORT line.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-import sys
+import math
 import threading
 import time
-import traceback
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Final
 
+from dataexport_local.lambda_sandbox import (
+    FunctionPool,
+    SandboxError,
+    SandboxSettings,
+    WorkerAnswer,
+    sandbox_environment,
+    start_pools,
+)
+from dataexport_local.lambda_worker import DOMAIN, REFUSAL, LocalLambdaContext
 from dataexport_local.template import FunctionSpec
 
 logger = logging.getLogger(__name__)
+# Lambda's REPORT lines, apart from the dispatcher's own (a function's log, in AWS).
+report_logger = logging.getLogger("dataexport_local.lambda_report")
 
 FUNCTION_ERROR_HEADER: Final = "x-amz-function-error"
 UNHANDLED: Final = "Unhandled"
-# What a Lambda authorizer raises to have API Gateway answer 401.
-AUTHORIZER_REFUSAL: Final = "Unauthorized"
-# The base class of the errors the functions raise on purpose (matched by name in the ASL).
-DOMAIN_ERROR_BASE: Final = ("dataexport.errors", "DataExportError")
-HANDLER_MODULE_PREFIX: Final = "dataexport_fn_"
+TIMED_OUT: Final = "Sandbox.Timedout"
 
-Handler = Callable[[Any, Any], Any]
+__all__ = ["Invocation", "LambdaDispatcher", "LocalLambdaContext"]
 
 
-@dataclass
-class LocalLambdaContext:
-    """The attributes and method of the Lambda Python runtime's context object."""
-
-    function_name: str
-    function_version: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int
-    aws_request_id: str
-    log_group_name: str
-    log_stream_name: str
-    timeout_seconds: int
-    identity: Any = None
-    client_context: Any = None
-    _started: float = field(default_factory=time.monotonic)
-
-    def get_remaining_time_in_millis(self) -> int:
-        """Milliseconds left before the function's Timeout (from the template) runs out."""
-        elapsed = time.monotonic() - self._started
-        return max(0, int((self.timeout_seconds - elapsed) * 1000))
-
-    @classmethod
-    def for_function(
-        cls, function: FunctionSpec, invoked_arn: str | None = None
-    ) -> LocalLambdaContext:
-        """A fresh context for one invocation of `function`."""
-        return cls(
-            function_name=function.name,
-            function_version="$LATEST",
-            invoked_function_arn=invoked_arn or function.arn,
-            memory_limit_in_mb=function.memory_mb,
-            aws_request_id=str(uuid.uuid4()),
-            log_group_name=f"/aws/lambda/{function.name}",
-            log_stream_name=time.strftime("%Y/%m/%d") + f"/[$LATEST]{uuid.uuid4().hex}",
-            timeout_seconds=function.timeout_seconds,
-        )
+class HandlerFailure(Exception):
+    """A handler's unexpected exception, as its worker's traceback text (logged, not raised)."""
 
 
 @dataclass(frozen=True)
@@ -87,23 +60,41 @@ class Invocation:
 
 
 class LambdaDispatcher:
-    """Runs the template's functions in this process, each from its own `app.py`.
+    """Runs the template's functions, each in worker processes of its own; a context manager.
 
-    Each dispatcher is a new deployment: handler modules are imported afresh (once, on first use)
-    under a unique name, and the packages of the functions' layers are re-imported too, so their
-    module-level caches (configuration read from the environment, clients) belong to it.
-
-    Each function runs one invocation at a time, like a single Lambda instance: a Lambda process
-    never runs two events at once, and handlers may keep per-request state in module globals
-    (Powertools' resolver keeps the current event there). Different functions run concurrently.
+    settings: what the local runtime adds to every sandbox (the moto endpoint and credentials,
+    the caller's extra variables); None gives the functions only their own and Lambda's
+    variables. `close()` stops every worker.
     """
 
-    def __init__(self, functions: Sequence[FunctionSpec]) -> None:
+    def __init__(
+        self, functions: Sequence[FunctionSpec], settings: SandboxSettings | None = None
+    ) -> None:
         self._functions = tuple(functions)
-        self._handlers: dict[str, Handler] = {}
-        self._lock = threading.Lock()
-        self._instance_locks = {function.logical_id: threading.Lock() for function in functions}
-        self._layer_packages_purged = False
+        self._settings = settings or SandboxSettings(local_environment={}, extra_environment={})
+        self._pools: dict[str, FunctionPool] = start_pools(self._functions, self._settings)
+
+    def __enter__(self) -> LambdaDispatcher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def retire_workers(self) -> None:
+        """Let no warm worker serve another invocation: each function's next invocation starts
+        in a new execution environment, with empty caches (secrets, clients, configuration)."""
+        for pool in self._pools.values():
+            pool.retire()
+
+    def close(self) -> None:
+        """Stop every worker of every function."""
+        for pool in self._pools.values():
+            pool.close()
 
     @property
     def functions(self) -> tuple[FunctionSpec, ...]:
@@ -118,34 +109,70 @@ class LambdaDispatcher:
                 return function
         raise LookupError(f"No function {name_or_arn} in the template")
 
+    def environment(self, name_or_arn: str) -> dict[str, str]:
+        """What a worker of the function sees in os.environ (but for its log stream's name)."""
+        function = self.function(name_or_arn)
+        return sandbox_environment(function, self._settings, f"local/[$LATEST]{function.name}")
+
     def is_running(self, name_or_arn: str) -> bool:
         """Whether an invocation of the function is in progress."""
-        return self._instance_locks[self.function(name_or_arn).logical_id].locked()
+        return self._pools[self.function(name_or_arn).logical_id].busy > 0
+
+    def worker_pids(self, name_or_arn: str | None = None) -> list[int]:
+        """The process ids of the function's workers (every function's when None)."""
+        pools = (
+            [self._pools[self.function(name_or_arn).logical_id]]
+            if name_or_arn is not None
+            else list(self._pools.values())
+        )
+        return sorted(pid for pool in pools for pid in pool.pids)
 
     def invoke(self, name_or_arn: str, event: Any) -> Invocation:
-        """Call the handler with `event`; a raised exception is a FunctionError, as in Lambda."""
+        """Run the handler on `event` in one of the function's workers, as Lambda would."""
         function = self.function(name_or_arn)
+        pool = self._pools[function.logical_id]
+        request_id = str(uuid.uuid4())
+        request = {
+            "request_id": request_id,
+            "event": event,
+            "invoked_arn": name_or_arn if name_or_arn.startswith("arn:") else function.arn,
+            "timeout_seconds": function.timeout_seconds,
+        }
         try:
-            handler = self._handler(function)
-        except Exception as exc:
-            logger.exception("%s cannot be imported", function.name)
-            return _error("Runtime.ImportModuleError", f"Unable to import module: {exc}", "", exc)
-        context = LocalLambdaContext.for_function(
-            function, invoked_arn=_as_arn(name_or_arn, function)
-        )
+            worker, cold = pool.acquire()
+        except SandboxError as exc:
+            logger.error("%s could not start a worker: %s", function.name, exc)
+            return _error("Runtime.ExitError", str(exc), request_id)
+        started = time.monotonic()
         try:
-            with self._instance_locks[function.logical_id]:
-                result = handler(event, context)
-        except Exception as exc:
-            _log_failure(function, context.aws_request_id, exc)
-            return _error(type(exc).__name__, str(exc), context.aws_request_id, exc)
-        try:
-            return Invocation(json.dumps(result).encode())
-        except (TypeError, ValueError) as exc:
-            # The Lambda runtime cannot serialise the result either.
-            return _error(
-                "Runtime.MarshalError", f"Unable to marshal response: {exc}", context.aws_request_id
+            answer = worker.invoke(request, function.timeout_seconds)
+        except SandboxError as exc:
+            pool.release(worker, reusable=False)
+            logger.error("%s's worker died (request %s): %s", function.name, request_id, exc)
+            return _error("Runtime.ExitError", f"RequestId: {request_id} Error: {exc}", request_id)
+        if answer is None:
+            # Lambda stops the execution environment; the next invocation starts a new one.
+            worker.kill()
+            pool.release(worker, reusable=False)
+            _report(
+                function,
+                request_id,
+                duration_ms=(time.monotonic() - started) * 1000,
+                max_memory_mb=None,
+                init_ms=worker.init_ms if cold else None,
             )
+            message = f"Task timed out after {function.timeout_seconds:.2f} seconds"
+            logger.info("%s timed out (request %s)", function.name, request_id)
+            return _error(TIMED_OUT, f"RequestId: {request_id} Error: {message}", request_id)
+        pool.release(worker, reusable=True)
+        _report(
+            function,
+            request_id,
+            duration_ms=answer.duration_ms,
+            max_memory_mb=answer.max_memory_mb,
+            init_ms=worker.init_ms if cold else None,
+        )
+        return _invocation(function, request_id, answer)
 
     def invoke_payload(self, name_or_arn: str, payload: bytes | str | None) -> Invocation:
         """`invoke` with a raw JSON payload, as Lambda's Invoke API receives it."""
@@ -158,17 +185,6 @@ class LambdaDispatcher:
             )
         return self.invoke(name_or_arn, event)
 
-    def _handler(self, function: FunctionSpec) -> Handler:
-        with self._lock:
-            handler = self._handlers.get(function.logical_id)
-            if handler is None:
-                if not self._layer_packages_purged:
-                    _forget_layer_packages(self._functions)
-                    self._layer_packages_purged = True
-                handler = _load_handler(function)
-                self._handlers[function.logical_id] = handler
-            return handler
-
     # --------------------------------------------------------------------- moto hook
 
     def install(self) -> None:
@@ -180,97 +196,72 @@ class LambdaDispatcher:
         _moto_hook.uninstall(self)
 
 
-def _as_arn(name_or_arn: str, function: FunctionSpec) -> str:
-    return name_or_arn if name_or_arn.startswith("arn:") else function.arn
+def _invocation(function: FunctionSpec, request_id: str, answer: WorkerAnswer) -> Invocation:
+    if answer.error is None:
+        return Invocation((answer.payload or "null").encode())
+    _log_failure(function, request_id, answer)
+    body = {**answer.error, "requestId": request_id}
+    return Invocation(json.dumps(body).encode(), function_error=UNHANDLED)
 
 
-def _log_failure(function: FunctionSpec, request_id: str, exc: Exception) -> None:
+def _report(
+    function: FunctionSpec,
+    request_id: str,
+    *,
+    duration_ms: float,
+    max_memory_mb: int | None,
+    init_ms: float | None,
+) -> None:
+    """Lambda's REPORT line: duration, billed duration, memory, init duration on a cold start."""
+    parts = [
+        f"REPORT RequestId: {request_id}",
+        f"Duration: {duration_ms:.2f} ms",
+        f"Billed Duration: {max(1, math.ceil(duration_ms))} ms",
+        f"Memory Size: {function.memory_mb} MB",
+    ]
+    # A killed worker cannot say how much memory it used; Lambda's line says why it ended.
+    parts.append(
+        "Status: timeout" if max_memory_mb is None else f"Max Memory Used: {max_memory_mb} MB"
+    )
+    if init_ms is not None:
+        parts.append(f"Init Duration: {init_ms:.2f} ms")
+    report_logger.debug("%s: %s", function.name, "\t".join(parts))
+
+
+def _log_failure(function: FunctionSpec, request_id: str, answer: WorkerAnswer) -> None:
     """Log a failed invocation: with its traceback only when nothing meant it to fail.
 
     An authorizer refuses a token by raising "Unauthorized" (API Gateway answers 401; the
     gateway's request line says so), and a step raises a domain error the state machine
     matches by name (a webhook to retry, an export that failed): one line each. Anything else
-    is a bug, answered as a 5xx: its traceback is logged."""
-    if type(exc) is Exception and str(exc) == AUTHORIZER_REFUSAL:
+    is a bug, answered as a 5xx: its traceback (from the worker) is logged."""
+    error = answer.error or {}
+    if answer.kind == REFUSAL:
         logger.debug("%s refused a token (request %s)", function.name, request_id)
-    elif _is_domain_error(exc):
+    elif answer.kind == DOMAIN:
         logger.info(
-            "%s raised %s (request %s): %s", function.name, type(exc).__name__, request_id, exc
+            "%s raised %s (request %s): %s",
+            function.name,
+            error.get("errorType"),
+            request_id,
+            error.get("errorMessage"),
         )
     else:
-        logger.exception("%s failed (request %s)", function.name, request_id)
+        failure = HandlerFailure(answer.traceback or str(error.get("errorMessage")))
+        logger.error(
+            "%s failed (request %s)",
+            function.name,
+            request_id,
+            exc_info=(HandlerFailure, failure, None),
+        )
 
 
-def _is_domain_error(exc: Exception) -> bool:
-    """Whether `exc` is one of dataexport's own errors. By the class's qualified name, not by
-    isinstance: each dispatcher imports the layer's packages afresh, so the handlers' error
-    classes are not the ones this module sees."""
-    return any((cls.__module__, cls.__qualname__) == DOMAIN_ERROR_BASE for cls in type(exc).__mro__)
-
-
-def _error(
-    error_type: str, message: str, request_id: str, exc: BaseException | None = None
-) -> Invocation:
+def _error(error_type: str, message: str, request_id: str) -> Invocation:
     body: dict[str, Any] = {"errorMessage": message, "errorType": error_type}
     if request_id:
         body["requestId"] = request_id
-    # The Python runtime sends the stack trace too; the state machine's Cause carries it.
-    body["stackTrace"] = traceback.format_tb(exc.__traceback__) if exc is not None else []
+    body["stackTrace"] = []
     return Invocation(json.dumps(body).encode(), function_error=UNHANDLED)
-
-
-def _load_handler(function: FunctionSpec) -> Handler:
-    """Import the handler's file under a unique module name and return its handler function."""
-    path = function.handler_file
-    if not path.is_file():
-        raise FileNotFoundError(f"{function.logical_id}: handler file {path} does not exist")
-    for layer_dir in function.layer_dirs:
-        # Lambda puts layers on the path; an installed (editable) package still wins.
-        if layer_dir.is_dir() and str(layer_dir) not in sys.path:
-            sys.path.append(str(layer_dir))
-    module_name = HANDLER_MODULE_PREFIX + _module_suffix(function)
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"Cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(module_name, None)
-        raise
-    handler = getattr(module, function.handler_function, None)
-    if not callable(handler):
-        raise AttributeError(f"{path} has no function {function.handler_function}")
-    return handler  # type: ignore[no-any-return]
-
-
-def _module_suffix(function: FunctionSpec) -> str:
-    name = function.code_dir.name or function.logical_id
-    return "".join(char if char.isalnum() else "_" for char in name)
-
-
-def _layer_packages(functions: Iterable[FunctionSpec]) -> set[str]:
-    """Top-level packages and modules shipped in the functions' layer directories."""
-    names: set[str] = set()
-    for layer_dir in {path for function in functions for path in function.layer_dirs}:
-        for candidates in (layer_dir, layer_dir / "python"):
-            if not candidates.is_dir():
-                continue
-            for entry in candidates.iterdir():
-                if (entry / "__init__.py").is_file():
-                    names.add(entry.name)
-                elif entry.suffix == ".py" and entry.stem.isidentifier():
-                    names.add(entry.stem)
-    return names
-
-
-def _forget_layer_packages(functions: Iterable[FunctionSpec]) -> None:
-    """Drop the layer packages from sys.modules so this deployment imports them afresh."""
-    packages = _layer_packages(functions)
-    for name in list(sys.modules):
-        if name.split(".", 1)[0] in packages or name.startswith(HANDLER_MODULE_PREFIX):
-            del sys.modules[name]
 
 
 class _MotoLambdaHook:

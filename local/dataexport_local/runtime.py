@@ -7,8 +7,11 @@
 `api_url` is `http://127.0.0.1:<port>` (routes at `/v1/...`); `stage_url` adds the template's
 stage (`/dev/v1/...`), as API Gateway's invoke URL has it. Both are served.
 
-Only one LocalRuntime may be active per process: the handlers read their configuration from the
-process environment, which the runtime sets (and restores on exit).
+Only one LocalRuntime may be active per process: moto's state and its Lambda hook are
+process-wide. Each function runs in worker processes of its own, with exactly its environment;
+this process's environment only points its own clients at moto (and is restored on exit). A test
+that calls the product's code directly takes a function's environment from
+`function_environment` (or applies it with `as_function`).
 """
 
 from __future__ import annotations
@@ -16,14 +19,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from contextlib import ExitStack
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
 from dataexport_local.api_gateway import LocalApiGateway
-from dataexport_local.aws import LocalAws
+from dataexport_local.aws import EnvironmentPatch, LocalAws
 from dataexport_local.ecs import LocalTasks
 from dataexport_local.lambda_dispatch import Invocation
 from dataexport_local.postgres import (
@@ -80,8 +83,10 @@ class LocalRuntime:
     database: the PostgreSQL to use; None means DATABASE_URL if set, else the embedded server in
         `<repo>/.local/pg`. A database passed in is started if needed but never stopped here.
     seed_rows: when given, create the demo schema and replace the usage logs with that many rows.
-    environment: extra variables for the handlers (e.g. DATASETS_DIR); names the template already
-        sets are refused (use parameters).
+    environment: extra variables for every function's workers (e.g. DATASETS_DIR); names the
+        template already sets are refused (use parameters).
+    worker_setup_files: Python files each worker runs before it imports its handler (for tests
+        that change a constant the product does not read from its configuration).
     scheduler: fire EventBridge rules and Scheduler schedules when they are due (False: only
         when `fire` is called).
     """
@@ -98,12 +103,14 @@ class LocalRuntime:
         stack_name: str = DEFAULT_STACK_NAME,
         signing_key: str | None = None,
         scheduler: bool = True,
+        worker_setup_files: Sequence[Path] = (),
     ) -> None:
         self._parameters = dict(parameters or {})
         self._port = port
         self._given_database = database
         self._seed_rows = seed_rows
         self._environment = dict(environment or {})
+        self._worker_setup_files = tuple(worker_setup_files)
         self._template_path = template_path
         self._stack_name = stack_name
         self.signing_key = signing_key or local_signing_key()
@@ -135,8 +142,8 @@ class LocalRuntime:
         with _active_lock:
             if _active:
                 raise RuntimeAlreadyActive(
-                    "A LocalRuntime is already active in this process (the handlers' environment "
-                    "is process-wide); close it before starting another"
+                    "A LocalRuntime is already active in this process (moto and its Lambda hook "
+                    "are process-wide); close it before starting another"
                 )
             _active.append(self)
         self._stack.callback(_active.remove, self)
@@ -171,6 +178,7 @@ class LocalRuntime:
                     task_environment={"PG_BIN_DIR": tools} if tools else None,
                     secret_values={TOKEN_SECRET_LOGICAL_ID: self.signing_key},
                     environment=self._environment,
+                    worker_setup_files=self._worker_setup_files,
                     stack_name=self._stack_name,
                 )
             )
@@ -269,8 +277,33 @@ class LocalRuntime:
         return self._started_aws.client(service)
 
     def invoke(self, function: str, event: Any) -> Invocation:
-        """Invoke a function (logical id, name or ARN) in-process, as Lambda would."""
+        """Invoke a function (logical id, name or ARN) in one of its workers, as Lambda would."""
         return self._started_aws.dispatcher.invoke(function, event)
+
+    def function_environment(self, function: str) -> dict[str, str]:
+        """Exactly what a worker of `function` (logical id, name or ARN) sees in os.environ."""
+        return self._started_aws.dispatcher.environment(function)
+
+    @contextmanager
+    def as_function(self, function: str) -> Iterator[dict[str, str]]:
+        """This process's os.environ as `function`'s workers have it, while the block runs: for
+        tests that call the product's code directly, as that function would."""
+        environment = self.function_environment(function)
+        patch = EnvironmentPatch()
+        try:
+            patch.set(environment)
+            yield environment
+        finally:
+            patch.restore()
+
+    def retire_workers(self) -> None:
+        """Start every function afresh on its next invocation (new workers, empty caches), as
+        Lambda does after a deployment or once an environment's caches would have run out."""
+        self._started_aws.dispatcher.retire_workers()
+
+    def worker_pids(self, function: str | None = None) -> list[int]:
+        """The process ids of `function`'s workers (every function's when None)."""
+        return self._started_aws.dispatcher.worker_pids(function)
 
     @property
     def scheduler(self) -> LocalScheduler:

@@ -539,6 +539,8 @@ class FunctionSpec:
     environment: Mapping[str, str]
     events: tuple[FunctionEvent, ...]
     layer_dirs: tuple[Path, ...]
+    # ReservedConcurrentExecutions: at most this many execution environments at once.
+    reserved_concurrency: int | None = None
 
     @property
     def handler_file(self) -> Path:
@@ -703,21 +705,6 @@ class SamTemplate:
                 if route is not None and route.rest_api in (None, api.rest_api_id):
                     routes.append((route, function))
         return routes
-
-    def environment(self) -> dict[str, str]:
-        """The union of every function's environment; one name with two values is an error."""
-        union: dict[str, str] = {}
-        owners: dict[str, str] = {}
-        for function in self.functions:
-            for name, value in function.environment.items():
-                if name in union and union[name] != value:
-                    raise TemplateError(
-                        f"Environment variable {name} is {union[name]!r} in {owners[name]} but "
-                        f"{value!r} in {function.logical_id}; one process cannot hold both"
-                    )
-                union[name] = value
-                owners.setdefault(name, function.logical_id)
-        return union
 
 
 def _events(props: Mapping[str, Any]) -> tuple[FunctionEvent, ...]:
@@ -899,6 +886,7 @@ class _TemplateBuilder:
                 environment={str(k): _scalar_text(v) for k, v in variables.items()},
                 events=_events(props),
                 layer_dirs=tuple(self.layer_dirs(raw.get("Layers") or [])),
+                reserved_concurrency=_optional_int(props.get("ReservedConcurrentExecutions")),
             )
 
     def layer_dirs(self, layers: Sequence[Any]) -> Iterator[Path]:
@@ -997,3 +985,7 @@ def resolve_template(
         parameters=values,
         stack_name=stack_name,
     ).build()
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)

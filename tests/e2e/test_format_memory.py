@@ -25,6 +25,10 @@ MIB = 1024 * 1024
 # Both exports fill the upload pipeline (queued chunks, the part being cut, parts in flight):
 # that working set is bounded, so beyond it the peak must not grow with the row count.
 ALLOWED_GROWTH = 16 * MIB
+# The product's code called here (and the process started) runs with the Format function's
+# environment, as in its Lambda: the test process has no function's environment.
+pytestmark = pytest.mark.usefixtures("as_format_function")
+
 # What a Format Lambda may use at most, whatever the export's size.
 PEAK_LIMIT = 150 * 1_000_000
 

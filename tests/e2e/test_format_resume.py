@@ -11,8 +11,10 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 from dataexport import components
-from dataexport.config import FormatStepConfig, QueueConfig, UploadStepConfig, read_config
+from dataexport.config import FormatStepConfig, UploadStepConfig, read_config
 from dataexport.export_job import ExportJob, ExportStatus, PartSummary
 from dataexport.services.export_steps import (
     FormatOutcome,
@@ -24,6 +26,9 @@ from dataexport.services.export_steps import (
 from dataexport.store_keys import staging_prefix
 from tests.e2e.format_step_process import run_format_step
 from tests.e2e.test_format_memory import fill_probe_table, probe_job
+
+# The product's code called here runs with the Format function's environment, as in its Lambda.
+pytestmark = pytest.mark.usefixtures("as_format_function")
 
 ROWS = 60_000
 SEGMENT_ROWS = 5_000
@@ -65,21 +70,26 @@ def format_in_process_killed_in(job: ExportJob, partition: Partition, segment: i
     return finished.returncode
 
 
-def uploaded(job: ExportJob, outcome: FormatOutcome) -> ExportJob:
-    """The Upload step for a one-partition job whose Format step is done."""
+def uploaded(runtime: Any, job: ExportJob, outcome: FormatOutcome) -> ExportJob:
+    """The Upload step for a one-partition job whose Format step is done, with the Upload
+    function's environment."""
     assert outcome.done
-    config = read_config(FormatStepConfig)
-    queue_config = read_config(QueueConfig)
-    return complete_export(
-        job.id,
-        [PartSummary(index=0, rows=outcome.rows, bytes=outcome.bytes, segments=outcome.segments)],
-        jobs=components.job_store(config),
-        objects=components.object_store(config),
-        checkpoints=components.checkpoint_store(config),
-        catalog=components.catalog(config),
-        queue=components.export_queue(queue_config),
-        retention=components.retention_policies(read_config(UploadStepConfig)),
-    )
+    with runtime.as_function("ExportUploadFunction"):
+        config = read_config(UploadStepConfig)
+        return complete_export(
+            job.id,
+            [
+                PartSummary(
+                    index=0, rows=outcome.rows, bytes=outcome.bytes, segments=outcome.segments
+                )
+            ],
+            jobs=components.job_store(config),
+            objects=components.object_store(config),
+            checkpoints=components.checkpoint_store(config),
+            catalog=components.catalog(config),
+            queue=components.export_queue(config),
+            retention=components.retention_policies(config),
+        )
 
 
 def staged_objects(runtime: Any, job_id: str) -> dict[str, str]:
@@ -119,8 +129,8 @@ def test_a_killed_format_step_resumes_where_it_was_and_changes_nothing(
     assert len(finished) == outcome.segments == partition.segment_count
 
     # And once joined, the file is identical to an uninterrupted run's
-    resumed = uploaded(interrupted, outcome)
-    reference = uploaded(uninterrupted, run_format_step(uninterrupted.id, other_partition))
+    resumed = uploaded(runtime, interrupted, outcome)
+    reference = uploaded(runtime, uninterrupted, run_format_step(uninterrupted.id, other_partition))
     assert resumed.status is ExportStatus.COMPLETED
     assert (resumed.rows_exported, resumed.bytes, resumed.sha256) == (
         reference.rows_exported,
@@ -150,7 +160,7 @@ def test_rows_gone_from_the_first_segment_after_planning_still_make_a_valid_json
 
     # When it is formatted and joined
     outcome = run_format_step(job.id, partition)
-    completed = uploaded(job, outcome)
+    completed = uploaded(runtime, job, outcome)
 
     # Then the file is one valid array of the rows that are left, in order
     assert completed.s3_key is not None

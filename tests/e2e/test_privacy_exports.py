@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pyarrow.parquet as pq
-from aws_lambda_powertools.utilities import parameters
 
 from dataexport.privacy import anonymize_ip
 from tests.e2e.http_client import ApiClient
@@ -93,13 +92,14 @@ def test_a_different_secret_gives_different_hashes(runtime: Any, superuser: Any)
     arn = hashing_secret(runtime)
     original = client.get_secret_value(SecretId=arn)["SecretString"]
     try:
-        # When the secret is rotated and the functions' few-minute cache has run out
+        # When the secret is rotated and the functions' few-minute cache has run out (their
+        # warm workers retired: new execution environments read the secret afresh)
         client.put_secret_value(SecretId=arn, SecretString="a-rotated-hashing-key-for-tests")
-        parameters.clear_caches()  # type: ignore[no-untyped-call]
+        runtime.retire_workers()
         _, after = admin.export({**body, "options": {"timezone": "Asia/Tokyo"}})
     finally:
         client.put_secret_value(SecretId=arn, SecretString=original)
-        parameters.clear_caches()  # type: ignore[no-untyped-call]
+        runtime.retire_workers()
 
     # Then no user hashes as before, and the new hashes are those of the new key
     old = {row["id"]: row["user_name"] for row in ndjson(before)}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib
 import io
 import json
 from collections.abc import Iterator
@@ -161,29 +160,3 @@ def test_asking_for_a_file_the_export_does_not_have_names_the_files_it_has(
     redirect, download = admin.download(whole["id"])
     assert "manifest" not in redirect.headers["Location"]
     assert len(download.body) == admin.call("GET", f"/v1/exports/{whole['id']}").json()["bytes"]
-
-
-def test_files_past_those_the_job_lists_download_by_number(
-    runtime: Any, admin: ApiClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given a split export whose job record lists only its first file, as one with very many
-    # files lists only its first hundred (the local runtime's handlers run in this process,
-    # on the layer as it imported it afresh)
-    live_steps = importlib.import_module("dataexport.services.export_steps")
-    monkeypatch.setattr(live_steps, "JOB_FILES_LISTED", 1)
-    job = admin.create_export(probe_request("csv", "zstd", max_file_size_mb=LIMIT_MB))
-    done = admin.wait_for(job["id"], {"completed", "failed"}, timeout=300)
-    assert done["status"] == "completed", done["error"]
-    assert len(done["files"]) == 1 < done["file_count"]
-
-    # When the last file is asked for by its number
-    manifest = admin.download(job["id"])[1].json()
-    last = manifest["files"][-1]
-    assert last["number"] == done["file_count"] == len(manifest["files"])
-    _, download = admin.download(job["id"], last["number"])
-
-    # Then it is the file the manifest lists
-    assert hashlib.sha256(download.body).hexdigest() == last["sha256"]
-    assert last["file_name"] in download.headers["Content-Disposition"]
-    beyond = admin.call("GET", f"/v1/exports/{job['id']}/download?file={last['number'] + 1}")
-    assert beyond.status == 400

@@ -49,8 +49,10 @@ def call(method: str, url: str, token: str | None = None, body: bytes | None = N
 
 @pytest.fixture(scope="module")
 def gateway(stub_template: SamTemplate) -> Iterator[LocalApiGateway]:
-    dispatcher = LambdaDispatcher(stub_template.functions)
-    with LocalApiGateway(stub_template, dispatcher, max_request_bytes=BODY_LIMIT) as started:
+    with (
+        LambdaDispatcher(stub_template.functions) as dispatcher,
+        LocalApiGateway(stub_template, dispatcher, max_request_bytes=BODY_LIMIT) as started,
+    ):
         yield started
 
 

@@ -66,7 +66,7 @@ def test_handlers_reach_postgres_as_the_read_only_role_through_the_database_secr
     assert answer.json() == {"user": "dataexport_reader", "read_only": "on"}
     secret = json.loads(
         runtime.boto3_client("secretsmanager").get_secret_value(
-            SecretId=os.environ["DATABASE_SECRET_ARN"]
+            SecretId=runtime.function_environment("ApiFunction")["DATABASE_SECRET_ARN"]
         )["SecretString"]
     )
     assert secret["host"] == str(runtime.database.socket_dir)
@@ -75,7 +75,10 @@ def test_handlers_reach_postgres_as_the_read_only_role_through_the_database_secr
 def test_parameters_and_extra_environment_reach_the_handlers(runtime: LocalRuntime) -> None:
     answer = call("GET", f"{runtime.stage_url}/v1/things", runtime.token("usr_1", "org_1"))
     assert answer.json()["greeting"] == "bonjour"
-    assert os.environ["EXTRA_SETTING"] == "on"
+    # The extra variable is in every function's sandbox, not in this process
+    assert runtime.function_environment("ApiFunction")["EXTRA_SETTING"] == "on"
+    assert runtime.function_environment("WorkFunction")["EXTRA_SETTING"] == "on"
+    assert "EXTRA_SETTING" not in os.environ
     assert os.environ["AWS_ENDPOINT_URL"] == runtime.aws_endpoint
     assert runtime.bucket_name == runtime.template.buckets[0].name
     assert runtime.execution_arn("job_1").endswith(":execution:dataexport-FlowStateMachine:job_1")

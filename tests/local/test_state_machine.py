@@ -56,11 +56,13 @@ def test_a_successful_task_runs_the_real_handler_with_the_template_s_environment
     # When the flow runs and its Work task succeeds
     execution = run_to_completion(aws, {"fail": False})
 
-    # Then moto called our handler in-process, which saw the resolved environment
+    # Then moto called our handler in its worker, which saw its resolved environment
     assert execution["status"] == "SUCCEEDED", execution
     output = json.loads(execution["output"])
     assert output["worked"] is True
-    assert output["table"] == aws.template.tables[0].name == os.environ["RECORDS_TABLE_NAME"]
+    assert output["table"] == aws.template.tables[0].name
+    assert output["environment"]["RECORDS_TABLE_NAME"] == output["table"]
+    assert "RECORDS_TABLE_NAME" not in os.environ
     assert entered_states(aws, execution["executionArn"]) == ["Work", "Done"]
 
 
@@ -102,7 +104,7 @@ def test_the_template_s_resources_exist_in_moto(aws: LocalAws) -> None:
         "TimeToLiveDescription"
     ] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
     aws.client("s3").head_bucket(Bucket=template.buckets[0].name)
-    secret_arn = os.environ["TOKEN_SECRET_ARN"]
+    secret_arn = aws.dispatcher.environment("AuthorizerFunction")["TOKEN_SECRET_ARN"]
     assert secret_arn == template.secrets[0].arn and secret_arn.startswith("arn:aws:secretsmanager")
     assert (
         len(aws.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"])

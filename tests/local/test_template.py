@@ -99,14 +99,12 @@ def test_every_state_machine_substitution_resolves_to_a_function_of_the_template
         assert integrations <= {"arn:aws:states:::ecs:runTask.sync"}
 
 
-def test_the_union_of_all_environments_has_no_conflicting_values(
+def test_a_function_s_environment_names_the_resources_it_refers_to(
     real_template: SamTemplate,
 ) -> None:
-    union = real_template.environment()
-    for function in real_template.functions:
-        assert union.items() >= function.environment.items()
-    assert union["EXPORT_STATE_MACHINE_ARN"] == real_template.state_machines[0].arn
-    assert union["EXPORTS_BUCKET_NAME"] == real_template.buckets[0].name
+    api = real_template.function("ApiFunction").environment
+    assert api["EXPORT_STATE_MACHINE_ARN"] == real_template.state_machines[0].arn
+    assert api["EXPORTS_BUCKET_NAME"] == real_template.buckets[0].name
 
 
 def test_the_api_routes_and_gateway_responses_come_from_the_template(
@@ -220,7 +218,7 @@ def test_globals_merge_maps_add_lists_and_override_scalars() -> None:
     }
 
 
-def test_two_functions_giving_one_variable_two_values_is_an_error(tmp_path: Path) -> None:
+def test_two_functions_may_give_one_variable_two_values(tmp_path: Path) -> None:
     template = tmp_path / "template.yaml"
     template.write_text(
         """
@@ -234,5 +232,7 @@ Resources:
 """,
         encoding="utf-8",
     )
-    with pytest.raises(TemplateError, match="MODE"):
-        resolve_template(template).environment()
+    # Each function runs in its own sandbox, with its own value
+    resolved = resolve_template(template)
+    assert resolved.function("One").environment["MODE"] == "fast"
+    assert resolved.function("Two").environment["MODE"] == "slow"

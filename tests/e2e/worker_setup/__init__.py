@@ -1,0 +1,1 @@
+"""Files a local runtime's workers run before their handlers (LocalRuntime.worker_setup_files)."""
