@@ -71,7 +71,9 @@ def secret(database: LocalDatabase) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def runtime(database: LocalDatabase, secret: str) -> Iterator[LocalRuntime]:
-    with LocalRuntime(database=database) as started:
+    # The bench runs the Format step's code here and in its probes, with that function's
+    # environment, as its Lambda workers have it.
+    with LocalRuntime(database=database) as started, started.as_function("ExportFormatFunction"):
         yield started
 
 
