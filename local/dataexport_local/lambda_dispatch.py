@@ -33,6 +33,9 @@ from dataexport_local.lambda_sandbox import (
 from dataexport_local.lambda_worker import DOMAIN, REFUSAL, LocalLambdaContext
 from dataexport_local.template import FunctionSpec
 
+# How long closing waits for invocations in flight before it stops their workers.
+CLOSE_GRACE_SECONDS: Final = 5.0
+
 logger = logging.getLogger(__name__)
 # Lambda's REPORT lines, apart from the dispatcher's own (a function's log, in AWS).
 report_logger = logging.getLogger("dataexport_local.lambda_report")
@@ -73,6 +76,7 @@ class LambdaDispatcher:
         self._functions = tuple(functions)
         self._settings = settings or SandboxSettings(local_environment={}, extra_environment={})
         self._pools: dict[str, FunctionPool] = start_pools(self._functions, self._settings)
+        self._closing = False
 
     def __enter__(self) -> LambdaDispatcher:
         return self
@@ -92,7 +96,12 @@ class LambdaDispatcher:
             pool.retire()
 
     def close(self) -> None:
-        """Stop every worker of every function."""
+        """Stop every worker of every function, once the invocations in flight have ended or
+        CLOSE_GRACE_SECONDS have passed (a step of an execution stopped with the runtime)."""
+        self._closing = True
+        deadline = time.monotonic() + CLOSE_GRACE_SECONDS
+        while any(pool.busy for pool in self._pools.values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
         for pool in self._pools.values():
             pool.close()
 
@@ -148,7 +157,9 @@ class LambdaDispatcher:
             answer = worker.invoke(request, function.timeout_seconds)
         except SandboxError as exc:
             pool.release(worker, reusable=False)
-            logger.error("%s's worker died (request %s): %s", function.name, request_id, exc)
+            # Stopped with the runtime, a worker's end is expected; otherwise it is news.
+            log = logger.debug if self._closing else logger.error
+            log("%s's worker died (request %s): %s", function.name, request_id, exc)
             return _error("Runtime.ExitError", f"RequestId: {request_id} Error: {exc}", request_id)
         if answer is None:
             # Lambda stops the execution environment; the next invocation starts a new one.

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 
-from dataexport_local.lambda_dispatch import LambdaDispatcher
+from dataexport_local.lambda_dispatch import CLOSE_GRACE_SECONDS, LambdaDispatcher
 from dataexport_local.template import SamTemplate
 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:api/dev/GET/v1/things"
@@ -152,7 +152,10 @@ def test_no_worker_survives_the_dispatcher_s_close(stub_template: SamTemplate) -
         )
         assert allowed.function_error is None
         busy = ThreadPoolExecutor(max_workers=1)
-        pending = busy.submit(dispatcher.invoke, "WorkFunction", {"sleep": 5})
+        # (longer than the grace closing gives invocations in flight)
+        pending = busy.submit(
+            dispatcher.invoke, "WorkFunction", {"sleep": CLOSE_GRACE_SECONDS + 10}
+        )
         deadline = time.monotonic() + 5
         while not dispatcher.is_running("WorkFunction") and time.monotonic() < deadline:
             time.sleep(0.05)
