@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,3 +19,25 @@ STUB_DATABASE_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret
 def stub_template() -> SamTemplate:
     """The stub application's template, resolved with the names the local runtime plans."""
     return resolve_template(STUB_TEMPLATE, {"DatabaseSecretArn": STUB_DATABASE_SECRET_ARN})
+
+
+@contextmanager
+def captured_log(name: str) -> Iterator[list[logging.LogRecord]]:
+    """Every record the logger `name` emits while the block runs, at every level. A handler of
+    its own rather than caplog: the serve command stops the runtime's loggers propagating."""
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Collect(logging.DEBUG)
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

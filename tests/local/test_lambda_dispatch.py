@@ -10,6 +10,7 @@ import pytest
 
 from dataexport_local.lambda_dispatch import LambdaDispatcher
 from dataexport_local.template import SamTemplate
+from tests.local.conftest import captured_log
 
 
 def test_a_raised_exception_is_an_unhandled_function_error_named_by_its_class(
@@ -60,21 +61,9 @@ def test_a_raw_payload_is_parsed_like_lambda_s_invoke(stub_template: SamTemplate
 
 @pytest.fixture
 def dispatch_log() -> Iterator[list[logging.LogRecord]]:
-    """What the dispatcher logs, at every level (the serve command stops propagation)."""
-    records: list[logging.LogRecord] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    handler = Collect(logging.DEBUG)
-    logger = logging.getLogger("dataexport_local.lambda_dispatch")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield records
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    """What the dispatcher logs, at every level."""
+    with captured_log("dataexport_local.lambda_dispatch") as records:
+        yield records
 
 
 def test_only_a_failure_nothing_meant_is_logged_with_its_traceback(

@@ -16,6 +16,7 @@ import pytest
 
 from dataexport_local.lambda_dispatch import CLOSE_GRACE_SECONDS, LambdaDispatcher
 from dataexport_local.template import SamTemplate
+from tests.local.conftest import captured_log
 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:api/dev/GET/v1/things"
 
@@ -27,22 +28,10 @@ def dispatcher(stub_template: SamTemplate) -> Iterator[LambdaDispatcher]:
 
 
 @pytest.fixture
-def reports() -> Iterator[list[str]]:
+def reports() -> Iterator[list[logging.LogRecord]]:
     """The REPORT lines the dispatcher logs."""
-    lines: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(record.getMessage())
-
-    handler = Collect(logging.DEBUG)
-    logger = logging.getLogger("dataexport_local.lambda_report")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield lines
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with captured_log("dataexport_local.lambda_report") as records:
+        yield records
 
 
 def test_a_function_sees_its_own_environment_and_lambda_s_variables_only(
@@ -103,7 +92,7 @@ def test_a_warm_worker_is_reused_and_busy_workers_get_company(
 
 
 def test_a_function_past_its_timeout_is_killed_and_answers_sandbox_timedout(
-    stub_template: SamTemplate, reports: list[str]
+    stub_template: SamTemplate, reports: list[logging.LogRecord]
 ) -> None:
     # Given the Work function with a Timeout of 1 second
     work = dataclasses.replace(stub_template.function("WorkFunction"), timeout_seconds=1)
@@ -121,19 +110,21 @@ def test_a_function_past_its_timeout_is_killed_and_answers_sandbox_timedout(
     assert workers_left == []
     # and the next invocation runs in a new worker, from a cold start
     assert after.function_error is None and after.json()["invocations"] == 1
-    assert "Status: timeout" in reports[0]
-    assert "Init Duration" in reports[1]
+    lines = [record.getMessage() for record in reports]
+    assert "Status: timeout" in lines[0]
+    assert "Init Duration" in lines[1]
 
 
 def test_every_invocation_logs_lambda_s_report_line(
-    dispatcher: LambdaDispatcher, reports: list[str]
+    dispatcher: LambdaDispatcher, reports: list[logging.LogRecord]
 ) -> None:
     dispatcher.invoke("WorkFunction", {})
     failed = dispatcher.invoke("WorkFunction", {"fail": True}).json()
 
-    assert len(reports) == 2
-    cold, warm = reports
-    for line in reports:
+    lines = [record.getMessage() for record in reports]
+    assert len(lines) == 2
+    cold, warm = lines
+    for line in lines:
         assert "dataexport-WorkFunction: REPORT RequestId: " in line
         for fact in ("Duration: ", "Billed Duration: ", "Memory Size: 256 MB", "Max Memory Used: "):
             assert fact in line, line
