@@ -258,6 +258,20 @@ class LocalRuntime:
         machine = self.state_machine(state_machine)
         return f"arn:aws:states:{REGION}:{ACCOUNT_ID}:execution:{machine.name}:{execution_name}"
 
+    def wait_for_execution_end(
+        self, execution_name: str, timeout: float = 120, state_machine: str | None = None
+    ) -> str:
+        """Poll until an execution no longer runs and return its status. A job's record can
+        change a moment before its execution ends: the last state's Lambda writes it first."""
+        sfn = self.boto3_client("stepfunctions")
+        arn = self.execution_arn(execution_name, state_machine)
+        deadline = time.monotonic() + timeout
+        while (status := str(sfn.describe_execution(executionArn=arn)["status"])) == "RUNNING":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {execution_name} still running after {timeout} s")
+            time.sleep(0.2)
+        return status
+
     def token(
         self,
         sub: str,

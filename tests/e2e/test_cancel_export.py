@@ -78,19 +78,6 @@ def execution_status(runtime: Any, job_id: str) -> str | None:
     return status
 
 
-def wait_for_execution_end(runtime: Any, job_id: str, timeout: float = 120) -> str:
-    """Poll until the execution no longer runs: its last Lambda has returned too."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = execution_status(runtime, job_id)
-        if status != "RUNNING":
-            assert status is not None
-            return status
-        if time.monotonic() > deadline:
-            raise AssertionError(f"execution of {job_id} still running after {timeout}s")
-        time.sleep(0.2)
-
-
 def left_in_s3(runtime: Any, job_id: str) -> list[str]:
     """Every object and unfinished multipart upload the job has in the bucket."""
     s3 = runtime.boto3_client("s3")
@@ -147,7 +134,7 @@ def test_cancelling_stops_queued_and_running_exports_and_frees_the_slot(
     # stopped nothing of it is left: no staging part, no final object, no unfinished upload
     assert answer.status == 200, answer.body
     assert answer.json()["status"] == "cancelled"
-    assert wait_for_execution_end(runtime, running["id"]) == "ABORTED"
+    assert runtime.wait_for_execution_end(running["id"]) == "ABORTED"
     assert left_in_s3(runtime, running["id"]) == []
     stopped = admin.call("GET", f"/v1/exports/{running['id']}").json()
     assert stopped["status"] == "cancelled"

@@ -53,7 +53,7 @@ def test_an_expired_export_is_deleted_and_answers_410(runtime: Any) -> None:
     # And the execution took the Wait and Expire steps and succeeded
     sfn = runtime.boto3_client("stepfunctions")
     arn = runtime.execution_arn(job["id"])
-    assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    assert runtime.wait_for_execution_end(job["id"]) == "SUCCEEDED"
     events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
     entered = [
         e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")
@@ -79,15 +79,10 @@ def test_a_legal_hold_keeps_an_export_past_its_expiry_until_lifted(runtime: Any)
     # When its execution reaches the Expire step, long after expires_at
     completed = admin.wait_for(job["id"], {"completed", "failed"})
     assert completed["status"] == "completed", completed["error"]
-    sfn = runtime.boto3_client("stepfunctions")
-    arn = runtime.execution_arn(job["id"])
-    deadline = time.monotonic() + RETENTION_SECONDS + 60
-    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
-        assert time.monotonic() < deadline, "the execution never ended"
-        time.sleep(0.5)
+    status = runtime.wait_for_execution_end(job["id"], timeout=RETENTION_SECONDS + 60)
 
     # Then the held export is still complete and downloadable, and cannot be deleted
-    assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    assert status == "SUCCEEDED"
     expires_at = datetime.fromisoformat(
         admin.call("GET", f"/v1/exports/{job['id']}").json()["expires_at"]
     )

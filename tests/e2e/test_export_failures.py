@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from tests.e2e.http_client import ApiClient
@@ -27,11 +26,7 @@ def test_a_query_error_fails_the_job_through_the_catch_path(runtime: Any) -> Non
     sfn = runtime.boto3_client("stepfunctions")
     arn = runtime.execution_arn(job["id"])
     # (MarkFailed records the job a moment before the execution itself ends)
-    deadline = time.monotonic() + 30
-    while (status := sfn.describe_execution(executionArn=arn)["status"]) == "RUNNING":
-        assert time.monotonic() < deadline, "the execution did not end"
-        time.sleep(0.1)
-    assert status == "FAILED"
+    assert runtime.wait_for_execution_end(job["id"], timeout=30) == "FAILED"
     events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
     entered = [
         event["stateEnteredEventDetails"]["name"]

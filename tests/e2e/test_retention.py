@@ -52,17 +52,6 @@ def entered_states(runtime: LocalRuntime, job_id: str) -> list[str]:
     ]
 
 
-def wait_until_execution_ends(runtime: LocalRuntime, job_id: str) -> str:
-    sfn = runtime.boto3_client("stepfunctions")
-    deadline = time.monotonic() + RETENTION_SECONDS + 60
-    while True:
-        status: str = sfn.describe_execution(executionArn=runtime.execution_arn(job_id))["status"]
-        if status != "RUNNING":
-            return status
-        assert time.monotonic() < deadline, f"the execution of {job_id} never ended"
-        time.sleep(0.3)
-
-
 def released_after_its_execution(
     runtime: LocalRuntime, admin: ApiClient, body: dict[str, Any], *, keep_held: bool = False
 ) -> tuple[dict[str, Any], str]:
@@ -79,7 +68,7 @@ def released_after_its_execution(
     assert held.status == 200, held.body
     done = admin.wait_for(job["id"], {"completed", "failed"})
     assert done["status"] == "completed", done["error"]
-    assert wait_until_execution_ends(runtime, job["id"]) == "SUCCEEDED"
+    assert runtime.wait_for_execution_end(job["id"], timeout=RETENTION_SECONDS + 60) == "SUCCEEDED"
     link = admin.call("GET", f"/v1/exports/{job['id']}/download").headers["Location"]
     time.sleep(max(0.0, (datetime.fromisoformat(done["expires_at"]) - utc_now()).total_seconds()))
     if not keep_held:
