@@ -57,7 +57,15 @@ def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
     return field_path(parts) or "body"
 
 
+INTERNAL_MESSAGE = "Internal error; the request id identifies it."
+
+
 def _domain_error(error: DataExportError) -> Response[str]:
+    if error.error_code == DataExportError.error_code:
+        # The deployment's own fault (its configuration, its catalog): the reason is for the
+        # operator's log, never for the caller.
+        logger.error("Request failed", extra={"error_code": error.error_code, "reason": str(error)})
+        return error_response(error.http_status, error.error_code, INTERNAL_MESSAGE)
     if error.http_status >= 500:
         logger.error("Request failed", extra={"error_code": error.error_code})
     return error_response(
@@ -89,7 +97,7 @@ def _route_not_found(error: NotFoundError) -> Response[str]:
 
 def _unexpected_error(error: Exception) -> Response[str]:
     logger.exception("Unexpected error")
-    return error_response(500, "INTERNAL", "Internal error; the request id identifies it.")
+    return error_response(500, "INTERNAL", INTERNAL_MESSAGE)
 
 
 def register_error_handlers(
