@@ -1,10 +1,11 @@
-"""API Gateway's REST API on localhost, built from the template's Serverless::Api and Api events.
+"""API Gateway's REST API on localhost, built from the RestApi body the SAM transform generates.
 
-A request is matched against the `Api` events of the template's functions (path templates such as
-`/v1/exports/{id}`), the route's TOKEN authorizer runs with the identity header, and the function
-gets a REST proxy event (version 1.0) as API Gateway would send it. Gateway responses (unknown
-route, missing or bad token, denied, too large, crashed function) take their status code and
-body from the template's `GatewayResponses`, else API Gateway's defaults.
+A request is matched against the body's paths (path templates such as `/v1/exports/{id}`), the
+route's TOKEN authorizer (its `securityDefinitions`) runs with the identity header, and the
+function its `aws_proxy` integration names gets a REST proxy event (version 1.0) as API Gateway
+would send it. Gateway responses (unknown route, missing or bad token, denied, too large, crashed
+function) take their status code and body from the body's `x-amazon-apigateway-gateway-responses`,
+else API Gateway's defaults.
 
 URLs: API Gateway serves `https://<api>.execute-api.<region>.amazonaws.com/<stage>/v1/...`. Locally
 both `http://127.0.0.1:<port>/<stage>/v1/...` and `http://127.0.0.1:<port>/v1/...` work (like
@@ -37,7 +38,7 @@ from dataexport_local.template import (
     ApiSpec,
     AuthorizerSpec,
     FunctionSpec,
-    SamTemplate,
+    StackTemplate,
 )
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,8 @@ class Route:
             authorizer = api.authorizers.get(route.authorizer)
             if authorizer is None:
                 raise ValueError(
-                    f"{route.event_name}: no authorizer {route.authorizer} on {api.logical_id}"
+                    f"{route.method} {route.path}: no authorizer {route.authorizer} "
+                    f"on {api.logical_id}"
                 )
         return cls(route.path, route.method, function, authorizer, _path_pattern(route.path))
 
@@ -184,7 +186,7 @@ class LocalApiGateway:
 
     def __init__(
         self,
-        template: SamTemplate,
+        template: StackTemplate,
         dispatcher: LambdaDispatcher,
         *,
         api: ApiSpec | None = None,
@@ -194,7 +196,7 @@ class LocalApiGateway:
     ) -> None:
         if api is None:
             if len(template.apis) != 1:
-                raise ValueError(f"The template has {len(template.apis)} Serverless::Api; name one")
+                raise ValueError(f"The template has {len(template.apis)} REST APIs; name one")
             api = template.apis[0]
         self.api = api
         self.dispatcher = dispatcher

@@ -35,23 +35,33 @@ from typing import Any, Final
 
 import boto3
 
+from dataexport_local.cfn_yaml import TemplateError
 from dataexport_local.ecs import LocalTasks
+from dataexport_local.iam_enforcement import (
+    Credentials,
+    RoleSessions,
+    bodiless_requests_signed_as_sent,
+    create_operator,
+    create_role,
+    enforce_iam,
+    presigned_urls_authorized,
+    state_machine_credentials,
+    stop_enforcing,
+)
 from dataexport_local.lambda_dispatch import LambdaDispatcher
 from dataexport_local.lambda_sandbox import SandboxSettings
+from dataexport_local.sam_package import transform_template
 from dataexport_local.template import (
     DEFAULT_STACK_NAME,
     DEFAULT_TEMPLATE_PATH,
     REGION,
-    RULE_EVENT_TYPE,
-    SCHEDULER_EVENT_TYPE,
     BucketSpec,
     PhysicalResource,
-    SamTemplate,
+    RoleSpec,
+    StackTemplate,
     TableSpec,
     TaskDefinitionSpec,
-    TemplateError,
     plan_physical_resources,
-    read_template_document,
     resolve_template,
 )
 
@@ -63,6 +73,8 @@ TEST_SECRET_ACCESS_KEY: Final = "testing"  # noqa: S105 - moto's conventional du
 MOTO_CONFIG: Final[dict[str, dict[str, bool]]] = {
     "stepfunctions": {"execute_state_machine": True},
     "lambda": {"use_docker": False},
+    # Execution roles attach AWS managed policies (AWSLambdaBasicExecutionRole, ...).
+    "iam": {"load_aws_managed_policies": True},
 }
 # Variables that could send a call to a real AWS account while the runtime is active.
 _CLEARED_VARIABLES: Final = (
@@ -71,26 +83,18 @@ _CLEARED_VARIABLES: Final = (
     "AWS_SESSION_TOKEN",
     "AWS_SECURITY_TOKEN",
 )
-_EXECUTION_ROLE_TRUST: Final = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
 
 
 def moto_client(endpoint_url: str, service: str) -> Any:
-    """A boto3 client for `service` on the moto server at `endpoint_url`."""
+    """A boto3 client for `service` on the moto server at `endpoint_url`, signed with the
+    environment's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (a running runtime's operator key,
+    which `serve` prints), else moto's test key (refused once a runtime enforces IAM)."""
     return boto3.client(
         service,  # type: ignore[call-overload]
         endpoint_url=endpoint_url,
         region_name=REGION,
-        aws_access_key_id=TEST_ACCESS_KEY_ID,
-        aws_secret_access_key=TEST_SECRET_ACCESS_KEY,
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", TEST_SECRET_ACCESS_KEY),
     )
 
 
@@ -410,8 +414,10 @@ class LocalAws:
         self._requested_port = port
         self._environment = EnvironmentPatch()
         self._resources = ExitStack()
-        self._template: SamTemplate | None = None
+        self._template: StackTemplate | None = None
         self._dispatcher: LambdaDispatcher | None = None
+        self._operator: Credentials | None = None
+        self._sessions: RoleSessions | None = None
         self.port = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -436,21 +442,35 @@ class LocalAws:
         try:
             self._start_server()
             self._reset_moto()
+            # From here on every client of the runtime signs as the operator, every function,
+            # task and state machine as a session of its own role.
+            self._operator = create_operator(
+                self.endpoint_url, Credentials(TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY)
+            )
+            self._sessions = RoleSessions(self.endpoint_url, self._operator, "local")
+            self._environment.set(self._client_environment())
             template = self._create_resources()
             self._template = template
+            enforce_iam(self.endpoint_url)
+            self._resources.callback(stop_enforcing, self.endpoint_url)
             dispatcher = LambdaDispatcher(
                 template.functions,
                 SandboxSettings(
                     local_environment=self.sandbox_environment(),
                     extra_environment=self._function_extra_environment(template),
                     setup_files=self._worker_setup_files,
+                    role_credentials=self.role_environment,
                 ),
             )
             self._resources.callback(dispatcher.close)
             dispatcher.install()
             self._resources.callback(dispatcher.uninstall)
             self._dispatcher = dispatcher
-            tasks = LocalTasks(template.task_definitions, self._task_process_environment())
+            tasks = LocalTasks(
+                template.task_definitions,
+                self._task_process_environment(),
+                role_credentials=self.role_environment,
+            )
             tasks.install()
             self._resources.callback(tasks.uninstall)
             self._tasks = tasks
@@ -471,7 +491,7 @@ class LocalAws:
         return f"http://{LOCALHOST}:{self.port}"
 
     @property
-    def template(self) -> SamTemplate:
+    def template(self) -> StackTemplate:
         if self._template is None:
             raise LocalAwsError("LocalAws is not started")
         return self._template
@@ -488,9 +508,32 @@ class LocalAws:
             raise LocalAwsError("LocalAws is not started")
         return self._dispatcher
 
+    @property
+    def operator(self) -> Credentials:
+        """The runtime's own identity in moto: an IAM user allowed everything."""
+        if self._operator is None:
+            raise LocalAwsError("LocalAws is not started")
+        return self._operator
+
     def client(self, service: str) -> Any:
-        """A boto3 client for `service` on the moto server."""
-        return moto_client(self.endpoint_url, service)
+        """A boto3 client for `service` on the moto server, signed as the operator."""
+        return self.operator.client(self.endpoint_url, service)
+
+    def role_session(self, role_arn: str, session_name: str) -> Credentials:
+        """Temporary credentials of `role_arn`, assumed once per role and session name."""
+        if self._sessions is None:
+            raise LocalAwsError("LocalAws is not started")
+        return self._sessions(role_arn, session_name)
+
+    def role_environment(self, role_arn: str, session_name: str) -> dict[str, str]:
+        """The AWS_* credential variables of a session of `role_arn`, as Lambda and ECS give a
+        function or task of that role."""
+        return self.role_session(role_arn, session_name).environment()
+
+    def role_client(self, role_arn: str, service: str) -> Any:
+        """A client signed as `role_arn`: what EventBridge and Scheduler call targets with."""
+        session = self.role_session(role_arn, "events")
+        return session.client(self.endpoint_url, service)
 
     def stop_running_executions(self) -> int:
         """Stop every running execution (a Wait of days would otherwise outlive the runtime)."""
@@ -523,6 +566,11 @@ class LocalAws:
         self._resources.enter_context(_schedule_rules_match_no_events())
         self._resources.enter_context(_running_full_object_checksums())
         self._resources.enter_context(_ecs_integration_in_step_functions_casing())
+        self._resources.enter_context(presigned_urls_authorized())
+        self._resources.enter_context(bodiless_requests_signed_as_sent())
+        self._resources.enter_context(
+            state_machine_credentials(lambda role_arn: self.role_session(role_arn, "states"))
+        )
         server = ThreadedMotoServer(ip_address=LOCALHOST, port=port, verbose=False)
         server.start()
         self._resources.callback(server.stop)
@@ -542,15 +590,16 @@ class LocalAws:
         )
 
     def _reset_moto(self) -> None:
-        """Forget resources of an earlier LocalAws of this process (moto's state is global)."""
+        """Forget resources of an earlier LocalAws of this process (moto's state is global),
+        and serve unchecked until the operator exists (the reset keeps enforcement on)."""
+        stop_enforcing(self.endpoint_url)
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310 - our own http endpoint
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             response.read()
 
     # ------------------------------------------------------------------ resources
 
-    def _create_resources(self) -> SamTemplate:
-        document = read_template_document(self.template_path)
+    def _create_resources(self) -> StackTemplate:
         parameters = dict(self._parameters)
         clash = sorted(set(parameters) & set(self._parameter_secrets))
         if clash:
@@ -565,13 +614,10 @@ class LocalAws:
         if wanted:
             parameters |= self._create_network(wanted)
 
-        physical = plan_physical_resources(document, self.stack_name)
+        transformed = transform_template(self.template_path).transformed
+        physical = plan_physical_resources(transformed, self.stack_name)
         planned = resolve_template(
-            self.template_path,
-            parameters,
-            physical=physical,
-            stack_name=self.stack_name,
-            document=document,
+            self.template_path, parameters, physical=physical, stack_name=self.stack_name
         )
         unknown = sorted(
             set(self._secret_values) - {secret.logical_id for secret in planned.secrets}
@@ -587,11 +633,7 @@ class LocalAws:
             physical[secret.logical_id] = PhysicalResource(arn, {"Id": arn}, secret.name)
 
         template = resolve_template(
-            self.template_path,
-            parameters,
-            physical=physical,
-            stack_name=self.stack_name,
-            document=document,
+            self.template_path, parameters, physical=physical, stack_name=self.stack_name
         )
         for table in template.tables:
             self._create_table(table)
@@ -604,20 +646,21 @@ class LocalAws:
             document = enforceable_policy(policy.policy_document)
             if document["Statement"]:
                 s3.put_bucket_policy(Bucket=policy.bucket, Policy=json.dumps(document))
-        role_arn = self._create_execution_role()
-        self._create_functions(template, role_arn)
+        for role in template.roles:
+            self._create_role(role)
+        self._create_functions(template)
         sfn = self.client("stepfunctions")
         for machine in template.state_machines:
             sfn.create_state_machine(
                 name=machine.name,
                 definition=json.dumps(machine.definition()),
-                roleArn=role_arn,
+                roleArn=machine.role_arn,
                 type=machine.type,
             )
         scheduler = self.client("scheduler")
         for group in template.schedule_groups:
             scheduler.create_schedule_group(Name=group)
-        self._create_clock_events(template, role_arn)
+        self._create_clock_events(template)
         ecs = self.client("ecs")
         for cluster in template.ecs_clusters:
             ecs.create_cluster(clusterName=cluster)
@@ -647,71 +690,61 @@ class LocalAws:
 
     def _client_environment(self) -> dict[str, str]:
         """What sends an AWS client, in this process or a task's, to this moto."""
+        credentials = self._operator or Credentials(TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY)
         return {
             "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY,
+            **credentials.environment(),
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
         }
 
     def _task_process_environment(self) -> dict[str, str]:
-        """What an ECS task process gets besides its container's environment."""
-        return {**self._client_environment(), **self._task_environment}
+        """What an ECS task process gets besides its container's environment and its task
+        role's credentials."""
+        # Fargate sets the region; the credentials come from the task role.
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            **self._task_environment,
+        }
 
-    def _create_clock_events(self, template: SamTemplate, role_arn: str) -> None:
-        """The Schedule events of functions and state machines as EventBridge rules, the
-        functions' ScheduleV2 events as Scheduler schedules: stored in moto, fired by the local
+    def _create_clock_events(self, template: StackTemplate) -> None:
+        """EventBridge rules and Scheduler schedules: stored in moto, fired by the local
         scheduler."""
-        scheduler = self.client("scheduler")
-        for machine in template.state_machines:
-            for event in machine.events:
-                if event.type == RULE_EVENT_TYPE:
-                    # EventBridge starts a state machine with a role; it invokes a function without.
-                    self._put_schedule_rule(
-                        f"{machine.name}-{event.name}",
-                        event.name,
-                        event.properties,
-                        {"Arn": machine.arn, "RoleArn": role_arn},
-                    )
-        for function in template.functions:
-            for event in function.events:
-                props = event.properties
-                name = str(props.get("Name") or f"{function.name}-{event.name}")
-                if event.type == RULE_EVENT_TYPE:
-                    self._put_schedule_rule(name, event.name, props, {"Arn": function.arn})
-                elif event.type == SCHEDULER_EVENT_TYPE:
-                    scheduler.create_schedule(
-                        Name=name,
-                        GroupName=str(props.get("GroupName", "default")),
-                        ScheduleExpression=str(props["ScheduleExpression"]),
-                        ScheduleExpressionTimezone=str(
-                            props.get("ScheduleExpressionTimezone", "UTC")
-                        ),
-                        FlexibleTimeWindow={"Mode": "OFF"},
-                        State="ENABLED" if _event_enabled(props) else "DISABLED",
-                        Target={
-                            "Arn": function.arn,
-                            "RoleArn": role_arn,
-                            "Input": str(props.get("Input", "{}")),
-                        },
-                    )
-
-    def _put_schedule_rule(
-        self, default_name: str, event_name: str, props: Mapping[str, Any], target: dict[str, Any]
-    ) -> None:
         events = self.client("events")
-        name = str(props.get("Name") or default_name)
-        events.put_rule(
-            Name=name,
-            ScheduleExpression=str(props["Schedule"]),
-            State="ENABLED" if _event_enabled(props) else "DISABLED",
-            Description=str(props.get("Description", event_name)),
-        )
-        target = {"Id": event_name, **target}
-        if "Input" in props:
-            target["Input"] = str(props["Input"])
-        events.put_targets(Rule=name, Targets=[target])
+        for rule in template.rules:
+            request: dict[str, Any] = {
+                "Name": rule.name,
+                "State": "ENABLED" if rule.enabled else "DISABLED",
+                "Description": rule.description,
+            }
+            if rule.schedule_expression is not None:
+                request["ScheduleExpression"] = rule.schedule_expression
+            if rule.event_pattern is not None:
+                request["EventPattern"] = json.dumps(rule.event_pattern)
+            events.put_rule(**request)
+            targets = []
+            for target in rule.targets:
+                entry = {"Id": target.id, "Arn": target.arn}
+                if target.role_arn is not None:
+                    entry["RoleArn"] = target.role_arn
+                if target.input is not None:
+                    entry["Input"] = target.input
+                targets.append(entry)
+            if targets:
+                events.put_targets(Rule=rule.name, Targets=targets)
+        scheduler = self.client("scheduler")
+        for schedule in template.schedules:
+            scheduler.create_schedule(
+                Name=schedule.name,
+                GroupName=schedule.group,
+                ScheduleExpression=schedule.expression,
+                ScheduleExpressionTimezone=schedule.timezone,
+                FlexibleTimeWindow={"Mode": "OFF"},
+                State="ENABLED" if schedule.enabled else "DISABLED",
+                Target=dict(schedule.target),
+            )
 
     def _secret_value(self, logical_id: str, properties: Mapping[str, Any]) -> str:
         if logical_id in self._secret_values:
@@ -806,21 +839,26 @@ class LocalAws:
         else:
             ses.verify_domain_identity(Domain=identity)
 
-    def _create_execution_role(self) -> str:
-        created = self.client("iam").create_role(
-            RoleName=f"{self.stack_name}-local-execution-role",
-            AssumeRolePolicyDocument=json.dumps(_EXECUTION_ROLE_TRUST),
+    def _create_role(self, role: RoleSpec) -> None:
+        """An IAM role in the form moto enforces, assumable by the operator."""
+        create_role(
+            self.endpoint_url,
+            self.operator,
+            role.name,
+            role.trust_policy,
+            inline_policies=role.inline_policies,
+            managed_arns=role.managed_policy_arns,
+            max_session_seconds=role.max_session_seconds,
         )
-        return str(created["Role"]["Arn"])
 
-    def _create_functions(self, template: SamTemplate, role_arn: str) -> None:
+    def _create_functions(self, template: StackTemplate) -> None:
         lambda_client = self.client("lambda")
         code = _placeholder_zip()
         for function in template.functions:
             lambda_client.create_function(
                 FunctionName=function.name,
                 Runtime=function.runtime,
-                Role=role_arn,
+                Role=function.role_arn,
                 Handler=function.handler,
                 Code={"ZipFile": code},
                 Timeout=function.timeout_seconds,
@@ -830,17 +868,11 @@ class LocalAws:
             )
 
     def sandbox_environment(self) -> dict[str, str]:
-        """What the local runtime adds to every function's sandbox, and only this: the moto
-        endpoint and its test credentials. In AWS the Lambda service sets the execution role's
-        temporary credentials in the same variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-        AWS_SESSION_TOKEN): this is where a role's assumed credentials would go."""
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": TEST_SECRET_ACCESS_KEY,
-        }
+        """What the local runtime adds to every function's sandbox besides its role's
+        credentials: only the moto endpoint, where AWS's service endpoints would be."""
+        return {"AWS_ENDPOINT_URL": self.endpoint_url}
 
-    def _function_extra_environment(self, template: SamTemplate) -> dict[str, str]:
+    def _function_extra_environment(self, template: StackTemplate) -> dict[str, str]:
         """The caller's extra variables, refused when a function's template entry sets them."""
         clash = sorted(
             {
@@ -856,10 +888,6 @@ class LocalAws:
                 "change them through template parameters instead"
             )
         return dict(self._extra_environment)
-
-
-def _event_enabled(props: Mapping[str, Any]) -> bool:
-    return bool(props.get("Enabled", True)) and props.get("State") != "DISABLED"
 
 
 def register_task_definition_request(task_definition: TaskDefinitionSpec) -> dict[str, Any]:

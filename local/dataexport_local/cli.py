@@ -38,6 +38,8 @@ from types import FrameType
 from typing import Any, Final
 from urllib.parse import urlencode
 
+from botocore.exceptions import ClientError
+
 from dataexport_local.api_gateway import LOCALHOST
 from dataexport_local.aws import moto_client
 from dataexport_local.lambda_dispatch import Invocation
@@ -265,11 +267,17 @@ def serve(arguments: argparse.Namespace) -> int:
             admin_token = runtime.token(admin.user_id, admin.org_id, "admin")
             expires = datetime.now(UTC) + timedelta(seconds=DEFAULT_TTL_SECONDS)
             per_hour = runtime.template.parameters.get("ExportsPerHour", "?")
+            operator = runtime.operator_credentials
+            operator_variables = (
+                f"AWS_ACCESS_KEY_ID={operator.access_key_id} "
+                f"AWS_SECRET_ACCESS_KEY={operator.secret_access_key}"
+            )
             print(
                 "\n".join(
                     [
                         f"dataexport API   {runtime.api_url}/v1  (also {runtime.stage_url}/v1)",
-                        f"AWS (moto)       {runtime.aws_endpoint}",
+                        f"AWS (moto)       {runtime.aws_endpoint}  (IAM enforced; operator key:"
+                        f" {operator_variables})",
                         f"PostgreSQL       {database.admin_settings.describe()}",
                         f"started in       {runtime.startup_seconds:.1f} s",
                         "",
@@ -292,7 +300,8 @@ def serve(arguments: argparse.Namespace) -> int:
                         ' -H "Authorization: Bearer $TOKEN"',
                         "",
                         "rules and schedules fire on their own; to fire one now:",
-                        f"  dataexport-local fire <name> --aws-url {runtime.aws_endpoint}",
+                        f"  {operator_variables} dataexport-local fire <name> --aws-url "
+                        f"{runtime.aws_endpoint}",
                         "",
                         "Ctrl-C to stop.",
                     ]
@@ -389,6 +398,13 @@ def fire(arguments: argparse.Namespace) -> int:
         firing = scheduler.fire(arguments.name)
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 1
+    except ClientError as exc:
+        print(
+            f"error: moto refused the call ({exc.response['Error'].get('Code')}); set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to the operator key `serve` printed",
+            file=sys.stderr,
+        )
         return 1
     result = firing.invocation.json() if firing.invocation is not None else None
     print(json.dumps({"fired": firing.name, "kind": firing.kind, "result": result}, indent=2))

@@ -13,6 +13,7 @@ line per check, PASS or FAIL, and under a FAIL the file and the rule. Exit 1 on 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -33,7 +34,12 @@ from dataexport_local.artifact_checks import (
     shared_objects,
 )
 from dataexport_local.definition_checks import check_definition
-from dataexport_local.sam_package import PackagedTemplate, package_and_transform
+from dataexport_local.sam_package import (
+    STAND_IN_BUCKET,
+    PackagedTemplate,
+    package_and_transform,
+    transform_template,
+)
 
 BUILT_TEMPLATE: Final = Path(".aws-sam/build/template.yaml")
 TRANSFORMED_TEMPLATE: Final = Path(".aws-sam/deploy-check/transformed-template.json")
@@ -210,6 +216,59 @@ def check_sizes_and_binaries(packaged: PackagedTemplate) -> tuple[CheckResult, C
     return sizes, binaries
 
 
+# SAM names a layer version `<LogicalId><hash of its content location>`.
+_HASHED_LAYER_ID: Final = re.compile(r"(?P<logical_id>\w+?)[0-9a-f]{10}")
+
+
+def _without_artifact_locations(value: Any, layer_ids: Mapping[str, str]) -> Any:
+    """`value` with every stand-in S3 location replaced by one marker and every layer named by
+    its own logical id: `sam build` names its artifact folders after logical ids, template.yaml
+    names source folders, and the layers' logical ids carry a hash of that location."""
+    if isinstance(value, Mapping):
+        if STAND_IN_BUCKET in (value.get("S3Bucket"), value.get("Bucket")):
+            return "<artifact>"
+        if set(value) == {"Ref"} and value["Ref"] in layer_ids:
+            return {"Ref": layer_ids[value["Ref"]]}
+        return {key: _without_artifact_locations(item, layer_ids) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_artifact_locations(item, layer_ids) for item in value]
+    return value
+
+
+def _comparable_resources(resources: Mapping[str, Any]) -> dict[str, Any]:
+    layer_ids = {}
+    for logical_id, resource in resources.items():
+        match = _HASHED_LAYER_ID.fullmatch(logical_id)
+        if resource.get("Type") == "AWS::Lambda::LayerVersion" and match is not None:
+            layer_ids[logical_id] = match.group("logical_id")
+    return {
+        layer_ids.get(logical_id, logical_id): {
+            key: _without_artifact_locations(resource.get(key), layer_ids)
+            for key in ("Type", "Condition", "Properties")
+        }
+        for logical_id, resource in resources.items()
+    }
+
+
+def check_runtime_template(packaged: PackagedTemplate, template: Path) -> CheckResult:
+    """The local runtime transforms template.yaml itself; it must come out as the built one
+    does, resource by resource (type, condition, properties), artifact locations aside."""
+    result = CheckResult("local runtime's transform equals the built template's")
+    local = _comparable_resources(transform_template(template).transformed["Resources"])
+    built = _comparable_resources(packaged.transformed["Resources"])
+    for logical_id in sorted(set(local) | set(built)):
+        ours, theirs = local.get(logical_id), built.get(logical_id)
+        if ours is None or theirs is None:
+            where = "built template" if ours is None else "local runtime's"
+            result.failures.append(f"{logical_id}: [runtime-template] only in the {where}")
+            continue
+        for key, value in ours.items():
+            if value != theirs[key]:
+                result.failures.append(f"{logical_id}: [runtime-template] {key} differs")
+    result.facts.append(f"{len(built)} resources compared")
+    return result
+
+
 def run_gate(sam: Path, checkov: Path, cfn_lint: Path, template: Path) -> list[CheckResult]:
     """Every check in order; a later check is skipped only when what it reads was not made."""
     results: list[CheckResult] = []
@@ -234,6 +293,7 @@ def run_gate(sam: Path, checkov: Path, cfn_lint: Path, template: Path) -> list[C
     resource_count = len(packaged.transformed["Resources"])
     transform.facts.append(f"{resource_count} resources, written to {TRANSFORMED_TEMPLATE}")
     record(transform)
+    record(check_runtime_template(packaged, template))
     for result in check_definitions(packaged):
         record(result)
     record(check_cfn_lint(cfn_lint, TRANSFORMED_TEMPLATE))

@@ -2,7 +2,9 @@
 
 moto records ECS tasks but runs nothing. Here its backend's RunTask also starts the script the
 template's task definition names in `Metadata.EntryPoint` (what the image's entry point runs),
-with the container's environment, RunTask's overrides and the local AWS endpoint; DescribeTasks
+with the container's environment, RunTask's overrides, the local AWS endpoint and credentials of a
+session of the task definition's TaskRoleArn (ECS hands a task those through its credentials
+endpoint; the SDK reads them from either place); DescribeTasks
 then reports the process as ECS reports a container: RUNNING, then STOPPED with its exit code
 (a signal N as 128 + N, as Docker does). StopTask stops the process as ECS would: SIGTERM, then
 SIGKILL after the container's StopTimeout. So Step Functions' `ecs:runTask.sync` waits for the
@@ -38,13 +40,18 @@ def exit_code(returncode: int) -> int:
 class LocalTasks:
     """Runs ECS tasks of the template's task definitions as local processes; install() hooks
     moto's ECS backend (in this process, like the Lambda dispatcher), uninstall() undoes it and
-    stops what still runs."""
+    stops what still runs. `role_credentials` gives the AWS_* credential variables of a session
+    of a role, by role ARN and session name."""
 
     def __init__(
-        self, task_definitions: Sequence[TaskDefinitionSpec], environment: Mapping[str, str]
+        self,
+        task_definitions: Sequence[TaskDefinitionSpec],
+        environment: Mapping[str, str],
+        role_credentials: Callable[[str, str], Mapping[str, str]] | None = None,
     ) -> None:
         self._specs = {spec.family: spec for spec in task_definitions}
         self._environment = dict(environment)
+        self._role_credentials = role_credentials
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         self._originals: dict[str, Callable[..., Any]] = {}
@@ -146,6 +153,8 @@ class LocalTasks:
         environment = {name: os.environ[name] for name in _INHERITED if name in os.environ}
         environment |= self._environment | spec.environment()
         environment |= override_environment(task.overrides, str(container.get("Name", "")))
+        if self._role_credentials is not None and spec.task_role_arn is not None:
+            environment |= self._role_credentials(spec.task_role_arn, str(task.id))
         process = subprocess.Popen(
             [sys.executable, str(spec.entry_point)],
             env=environment,

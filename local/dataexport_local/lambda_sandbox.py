@@ -63,27 +63,37 @@ def lambda_environment(function: FunctionSpec, log_stream: str) -> dict[str, str
 class SandboxSettings:
     """What the local runtime adds to every function's sandbox.
 
-    local_environment: the few variables that reach moto instead of AWS (see
-        `LocalAws.sandbox_environment`); AWS would give the execution role's credentials here.
+    local_environment: the variables that send the SDK to moto instead of AWS (see
+        `LocalAws.sandbox_environment`).
     extra_environment: variables the caller of the runtime adds (e.g. DATASETS_DIR).
     setup_files: Python files each worker runs before importing its handler (tests use one to
         change a constant the product does not read from its configuration).
+    role_credentials: the AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN of a
+        session of the function's execution role, by role ARN and session name, as Lambda sets
+        them; None leaves the credentials of `local_environment`.
     """
 
     local_environment: Mapping[str, str]
     extra_environment: Mapping[str, str]
     setup_files: tuple[Path, ...] = ()
+    role_credentials: Callable[[str, str], Mapping[str, str]] | None = None
 
 
 def sandbox_environment(
     function: FunctionSpec, settings: SandboxSettings, log_stream: str
 ) -> dict[str, str]:
     """Exactly what a worker of `function` sees in os.environ."""
+    credentials = (
+        settings.role_credentials(function.role_arn, function.name)
+        if settings.role_credentials is not None
+        else {}
+    )
     return {
         **function.environment,
         **settings.extra_environment,
         **lambda_environment(function, log_stream),
         **settings.local_environment,
+        **credentials,
     }
 
 

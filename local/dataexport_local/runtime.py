@@ -27,7 +27,9 @@ from typing import Any, Final
 
 from dataexport_local.api_gateway import LocalApiGateway
 from dataexport_local.aws import EnvironmentPatch, LocalAws
+from dataexport_local.cfn_yaml import read_template_document
 from dataexport_local.ecs import LocalTasks
+from dataexport_local.iam_enforcement import Credentials
 from dataexport_local.lambda_dispatch import Invocation
 from dataexport_local.postgres import (
     LocalDatabase,
@@ -35,15 +37,15 @@ from dataexport_local.postgres import (
     database_from_environment,
     seed_demo_data,
 )
+from dataexport_local.process_clients import forget_clients
 from dataexport_local.scheduler import Firing, LocalScheduler
 from dataexport_local.template import (
     ACCOUNT_ID,
     DEFAULT_STACK_NAME,
     DEFAULT_TEMPLATE_PATH,
     REGION,
-    SamTemplate,
+    StackTemplate,
     StateMachineSpec,
-    read_template_document,
 )
 from dataexport_local.tokens import (
     DEFAULT_PERMISSIONS,
@@ -185,7 +187,9 @@ class LocalRuntime:
             self._gateway = self._stack.enter_context(
                 LocalApiGateway(self._aws.template, self._aws.dispatcher, port=self._port)
             )
-            self._scheduler = LocalScheduler(self._aws.client, self._aws.dispatcher.invoke)
+            self._scheduler = LocalScheduler(
+                self._aws.client, self._aws.dispatcher.invoke, role_clients=self._aws.role_client
+            )
             if self._run_scheduler:
                 self._stack.enter_context(self._scheduler)
         except BaseException:
@@ -220,7 +224,7 @@ class LocalRuntime:
         return self._started_aws.endpoint_url
 
     @property
-    def template(self) -> SamTemplate:
+    def template(self) -> StackTemplate:
         """The resolved template, with the physical names of what was created."""
         return self._started_aws.template
 
@@ -286,6 +290,12 @@ class LocalRuntime:
             sub, org, role, permissions, ttl_seconds=ttl_seconds, signing_key=self.signing_key
         )
 
+    @property
+    def operator_credentials(self) -> Credentials:
+        """The key the runtime's own clients sign with in moto (an IAM user allowed
+        everything); functions, tasks and state machines sign as their own roles."""
+        return self._started_aws.operator
+
     def boto3_client(self, service: str) -> Any:
         """A boto3 client on the moto server."""
         return self._started_aws.client(service)
@@ -306,9 +316,12 @@ class LocalRuntime:
         patch = EnvironmentPatch()
         try:
             patch.set(environment)
+            # Clients made before would still sign as whoever made them.
+            forget_clients()
             yield environment
         finally:
             patch.restore()
+            forget_clients()
 
     def retire_workers(self) -> None:
         """Start every function afresh on its next invocation (new workers, empty caches), as

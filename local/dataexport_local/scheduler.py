@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 ClientFactory = Callable[[str], Any]
+# A client for a service (second) signed as a session of a role (first).
+RoleClientFactory = Callable[[str, str], Any]
 # Invokes a function (by ARN) with an event: in-process, or through the Lambda API.
 Invoker = Callable[[str, Any], Invocation]
 POLL_SECONDS = 1.0
@@ -55,6 +57,8 @@ class ClockTarget:
     enabled: bool
     target_arn: str
     target_input: str | None
+    # The role EventBridge or Scheduler calls the target as (None: a function's own permission).
+    target_role_arn: str | None
     start: datetime | None
     end: datetime | None
     version: str
@@ -85,8 +89,10 @@ class LocalScheduler:
         *,
         clock: Clock = _utc_now,
         poll_seconds: float = POLL_SECONDS,
+        role_clients: RoleClientFactory | None = None,
     ) -> None:
         self._clients = clients
+        self._role_clients = role_clients
         self._invoke = invoke
         self._clock = clock
         self._poll_seconds = poll_seconds
@@ -214,10 +220,19 @@ class LocalScheduler:
         try:
             if STATE_MACHINE_ARN_PART in target.target_arn:
                 # A state machine target: EventBridge starts an execution, the event its input.
-                self._clients("stepfunctions").start_execution(
+                self._client_for(target, "stepfunctions").start_execution(
                     stateMachineArn=target.target_arn, input=json.dumps(event)
                 )
                 firing = Firing(target.kind, target.name, scheduled_time, None)
+            elif target.target_role_arn is not None and self._role_clients is not None:
+                # Scheduler invokes a function as the schedule's role, through the Lambda API.
+                answer = self._client_for(target, "lambda").invoke(
+                    FunctionName=target.target_arn, Payload=json.dumps(event)
+                )
+                invocation = Invocation(answer["Payload"].read(), answer.get("FunctionError"))
+                firing = Firing(
+                    target.kind, target.name, scheduled_time, invocation, invocation.function_error
+                )
             else:
                 invocation = self._invoke(target.target_arn, event)
                 firing = Firing(
@@ -230,6 +245,11 @@ class LocalScheduler:
             self._firings.append(firing)
         logger.info("Fired %s %s for %s", target.kind, target.name, scheduled_time.isoformat())
         return firing
+
+    def _client_for(self, target: ClockTarget, service: str) -> Any:
+        if target.target_role_arn is not None and self._role_clients is not None:
+            return self._role_clients(target.target_role_arn, service)
+        return self._clients(service)
 
     def _rules(self) -> list[ClockTarget]:
         events = self._clients("events")
@@ -251,6 +271,7 @@ class LocalScheduler:
                             enabled=rule.get("State") == "ENABLED",
                             target_arn=target["Arn"],
                             target_input=target.get("Input"),
+                            target_role_arn=target.get("RoleArn"),
                             start=None,
                             end=None,
                             version=f"{expression}|{rule.get('State')}",
@@ -282,6 +303,7 @@ class LocalScheduler:
                         enabled=schedule.get("State") == "ENABLED",
                         target_arn=schedule["Target"]["Arn"],
                         target_input=schedule["Target"].get("Input"),
+                        target_role_arn=schedule["Target"].get("RoleArn"),
                         start=start,
                         end=schedule.get("EndDate"),
                         version=str(schedule.get("LastModificationDate")),

@@ -1,10 +1,13 @@
-"""template.yaml read the way CloudFormation and SAM read it, resolved for the local runtime.
+"""The template as CloudFormation receives it, resolved for the local runtime.
 
-The template is the single source of truth: the local runtime creates its tables, bucket, secrets,
-functions and state machines from what this module returns, and sets the functions' environment
-from their resolved `Environment`. Intrinsics (`!Ref`, `!GetAtt`, `!Sub`, `!If`, `!Join`, ...)
-resolve against the physical names the local runtime gives our own resources; `Globals.Function`
-is merged into every function with SAM's rules (maps merge, lists add up, scalars override).
+The local runtime does not read SAM itself: template.yaml goes through the same stand-in
+`sam package` and the SAM translator as the deploy gate (sam_package.py), and everything the
+runtime creates comes from that transformed template: functions with their execution roles,
+layers and environments (Globals already merged by the translator), IAM roles with SAM's policy
+templates expanded, the REST API from its generated OpenAPI body, EventBridge rules, state
+machines with their DefinitionS3Location and DefinitionSubstitutions. What stays ours is
+CloudFormation's part: parameters, conditions and intrinsics (`Ref`, `Fn::GetAtt`, `Fn::Sub`,
+`Fn::If`, ...), resolved against the physical names the local runtime gives each resource.
 """
 
 from __future__ import annotations
@@ -13,18 +16,14 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
-from dataexport_local.state_machine_definition import (
-    DefinitionError,
-    check_state_names,
-    refuse_anchors,
-)
+from dataexport_local.cfn_yaml import TemplateError, read_uploaded_document
+from dataexport_local.sam_package import PackagedTemplate, transform_template
+from dataexport_local.state_machine_definition import DefinitionError, check_state_names
 
 ACCOUNT_ID: Final = "123456789012"
 REGION: Final = "us-east-1"
@@ -33,105 +32,34 @@ DEFAULT_STACK_NAME: Final = "dataexport"
 REPOSITORY_ROOT: Final = Path(__file__).resolve().parents[2]
 DEFAULT_TEMPLATE_PATH: Final = REPOSITORY_ROOT / "template.yaml"
 
-FUNCTION_TYPES: Final = frozenset({"AWS::Serverless::Function", "AWS::Lambda::Function"})
-STATE_MACHINE_TYPES: Final = frozenset(
-    {"AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"}
-)
+FUNCTION_TYPE: Final = "AWS::Lambda::Function"
+LAYER_TYPE: Final = "AWS::Lambda::LayerVersion"
+STATE_MACHINE_TYPE: Final = "AWS::StepFunctions::StateMachine"
+REST_API_TYPE: Final = "AWS::ApiGateway::RestApi"
+STAGE_TYPE: Final = "AWS::ApiGateway::Stage"
 TABLE_TYPE: Final = "AWS::DynamoDB::Table"
 BUCKET_TYPE: Final = "AWS::S3::Bucket"
 BUCKET_POLICY_TYPE: Final = "AWS::S3::BucketPolicy"
 SECRETS_MANAGER_TYPE: Final = "AWS::SecretsManager::Secret"
 SES_EMAIL_IDENTITY_TYPE: Final = "AWS::SES::EmailIdentity"
-API_TYPE: Final = "AWS::Serverless::Api"
-LAYER_TYPE: Final = "AWS::Serverless::LayerVersion"
 SCHEDULE_GROUP_TYPE: Final = "AWS::Scheduler::ScheduleGroup"
+SCHEDULE_TYPE: Final = "AWS::Scheduler::Schedule"
+RULE_TYPE: Final = "AWS::Events::Rule"
 ROLE_TYPE: Final = "AWS::IAM::Role"
 ECS_CLUSTER_TYPE: Final = "AWS::ECS::Cluster"
 ECS_TASK_DEFINITION_TYPE: Final = "AWS::ECS::TaskDefinition"
 LOG_GROUP_TYPE: Final = "AWS::Logs::LogGroup"
-# A function's event that EventBridge runs on a clock: a rule (Schedule) or a Scheduler
-# schedule (ScheduleV2).
-RULE_EVENT_TYPE: Final = "Schedule"
-SCHEDULER_EVENT_TYPE: Final = "ScheduleV2"
 
-# Lambda's defaults when neither the function nor Globals say otherwise.
+# Lambda's defaults when the function does not say otherwise.
 DEFAULT_TIMEOUT_SECONDS: Final = 3
 DEFAULT_MEMORY_MB: Final = 128
-
-
-class TemplateError(Exception):
-    """The template cannot be read or resolved locally; the message names the culprit."""
-
-
-# ---------------------------------------------------------------------------- reading YAML
-
-_SHORT_FORM_FUNCTIONS: Final = (
-    "And",
-    "Base64",
-    "Cidr",
-    "Equals",
-    "FindInMap",
-    "GetAZs",
-    "If",
-    "ImportValue",
-    "Join",
-    "Length",
-    "Not",
-    "Or",
-    "Select",
-    "Split",
-    "Sub",
-    "ToJsonString",
-    "Transform",
+# IAM refuses longer role names; CloudFormation shortens the ones it generates to fit.
+_ROLE_NAME_LIMIT: Final = 64
+# API Gateway's Lambda integration URI: the function's ARN between these.
+_INTEGRATION_URI: Final = re.compile(
+    r"^arn:[^:]+:apigateway:[^:]+:lambda:path/[^/]+/functions/(.+)/invocations$"
 )
-
-
-class _CloudFormationLoader(yaml.SafeLoader):
-    """A safe YAML loader that understands CloudFormation's short-form tags."""
-
-
-def _node_value(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    raise TemplateError(f"Unsupported YAML node for a CloudFormation tag: {node!r}")
-
-
-def _long_form(key: str) -> Callable[[yaml.SafeLoader, yaml.Node], dict[str, Any]]:
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
-        return {key: _node_value(loader, node)}
-
-    return construct
-
-
-def _construct_get_att(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
-    value = _node_value(loader, node)
-    if isinstance(value, str):
-        # Short form "Resource.Attribute" (the attribute itself may contain dots).
-        logical_id, _, attribute = value.partition(".")
-        return {"Fn::GetAtt": [logical_id, attribute]}
-    return {"Fn::GetAtt": value}
-
-
-_CloudFormationLoader.add_constructor("!Ref", _long_form("Ref"))
-_CloudFormationLoader.add_constructor("!Condition", _long_form("Condition"))
-_CloudFormationLoader.add_constructor("!GetAtt", _construct_get_att)
-for _name in _SHORT_FORM_FUNCTIONS:
-    _CloudFormationLoader.add_constructor(f"!{_name}", _long_form(f"Fn::{_name}"))
-
-
-def read_template_document(path: Path) -> dict[str, Any]:
-    """The template as plain data, short-form tags turned into their long form."""
-    try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_CloudFormationLoader)  # noqa: S506 - a SafeLoader subclass
-    except (OSError, yaml.YAMLError) as exc:
-        raise TemplateError(f"Cannot read the template {path}: {exc}") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
-        raise TemplateError(f"{path} is not a CloudFormation template (no Resources)")
-    return document
+_ANY_METHOD: Final = "x-amazon-apigateway-any-method"
 
 
 # ---------------------------------------------------------------------------- physical names
@@ -182,7 +110,7 @@ def _planned_resource(
     def declared(key: str) -> str | None:
         return _declared_name(resource, key, stack_name)
 
-    if kind in FUNCTION_TYPES:
+    if kind == FUNCTION_TYPE:
         name = declared("FunctionName") or default_name
         return PhysicalResource(name, {"Arn": _arn("lambda", f"function:{name}")}, name)
     if kind == TABLE_TYPE:
@@ -201,11 +129,11 @@ def _planned_resource(
         name = declared("Name") or default_name
         arn = _arn("secretsmanager", f"secret:{name}")
         return PhysicalResource(arn, {"Id": arn}, name)
-    if kind in STATE_MACHINE_TYPES:
-        name = declared("Name") or declared("StateMachineName") or default_name
+    if kind == STATE_MACHINE_TYPE:
+        name = declared("StateMachineName") or default_name
         arn = _arn("states", f"stateMachine:{name}")
         return PhysicalResource(arn, {"Arn": arn, "Name": name}, name)
-    if kind == API_TYPE:
+    if kind == REST_API_TYPE:
         api_id = rest_api_id(stack_name, logical_id)
         return PhysicalResource(api_id, {"RootResourceId": api_id[:6]}, api_id)
     if kind == LAYER_TYPE:
@@ -214,8 +142,15 @@ def _planned_resource(
     if kind == SCHEDULE_GROUP_TYPE:
         name = declared("Name") or default_name
         return PhysicalResource(name, {"Arn": _arn("scheduler", f"schedule-group/{name}")}, name)
+    if kind == SCHEDULE_TYPE:
+        name = declared("Name") or default_name
+        group = declared("GroupName") or "default"
+        return PhysicalResource(name, {"Arn": _arn("scheduler", f"schedule/{group}/{name}")}, name)
+    if kind == RULE_TYPE:
+        name = declared("Name") or default_name
+        return PhysicalResource(name, {"Arn": _arn("events", f"rule/{name}")}, name)
     if kind == ROLE_TYPE:
-        name = declared("RoleName") or default_name
+        name = declared("RoleName") or default_name[:_ROLE_NAME_LIMIT]
         arn = f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/{name}"
         return PhysicalResource(name, {"Arn": arn, "RoleId": name}, name)
     if kind == ECS_CLUSTER_TYPE:
@@ -506,24 +441,17 @@ def _scalar_text(value: Any) -> str:
 
 
 @dataclass(frozen=True)
-class FunctionEvent:
-    """One entry of a function's `Events`, properties resolved."""
+class RoleSpec:
+    """An IAM role as the transformed template declares it, SAM's policy templates expanded."""
 
+    logical_id: str
     name: str
-    type: str
-    properties: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class ApiRoute:
-    """An `Api` event: the route API Gateway sends to the function."""
-
-    event_name: str
-    path: str
-    method: str
-    rest_api: str | None
-    authorizer: str | None
-    """Logical name of the authorizer, None when the route is open (`Auth.Authorizer: NONE`)."""
+    arn: str
+    trust_policy: Mapping[str, Any]
+    inline_policies: Mapping[str, Mapping[str, Any]]
+    """Policy name to policy document."""
+    managed_policy_arns: tuple[str, ...]
+    max_session_seconds: int
 
 
 @dataclass(frozen=True)
@@ -537,14 +465,14 @@ class FunctionSpec:
     timeout_seconds: int
     memory_mb: int
     environment: Mapping[str, str]
-    events: tuple[FunctionEvent, ...]
     layer_dirs: tuple[Path, ...]
+    role_arn: str
     # ReservedConcurrentExecutions: at most this many execution environments at once.
     reserved_concurrency: int | None = None
 
     @property
     def handler_file(self) -> Path:
-        """The source file of the handler (`app.lambda_handler` -> `<CodeUri>/app.py`)."""
+        """The source file of the handler (`app.lambda_handler` -> `<code>/app.py`)."""
         module, _, _ = self.handler.rpartition(".")
         return self.code_dir / (module.replace(".", "/") + ".py")
 
@@ -608,6 +536,11 @@ class TaskDefinitionSpec:
             for entry in self.container().get("Environment") or []
         }
 
+    @property
+    def task_role_arn(self) -> str | None:
+        role = self.properties.get("TaskRoleArn")
+        return str(role) if role else None
+
 
 @dataclass(frozen=True)
 class StateMachineSpec:
@@ -615,19 +548,21 @@ class StateMachineSpec:
     name: str
     arn: str
     type: str
+    role_arn: str
     definition_path: Path | None
     inline_definition: Mapping[str, Any] | None
     substitutions: Mapping[str, str]
-    events: tuple[FunctionEvent, ...] = ()
 
     def definition(self) -> dict[str, Any]:
         """The ASL definition with every `${Placeholder}` of DefinitionSubstitutions filled."""
         if self.definition_path is not None:
-            raw = read_template_document_like(self.definition_path)
+            raw = read_uploaded_document(self.definition_path)
         elif self.inline_definition is not None:
             raw = dict(self.inline_definition)
         else:
-            raise TemplateError(f"{self.logical_id} has neither DefinitionUri nor Definition")
+            raise TemplateError(
+                f"{self.logical_id} has neither DefinitionS3Location nor a definition"
+            )
         try:
             check_state_names(raw, self.logical_id)
         except DefinitionError as exc:
@@ -636,6 +571,40 @@ class StateMachineSpec:
         if not isinstance(substituted, dict):
             raise TemplateError(f"The definition of {self.logical_id} is not a mapping")
         return substituted
+
+
+@dataclass(frozen=True)
+class RuleTarget:
+    id: str
+    arn: str
+    role_arn: str | None
+    input: str | None
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """An EventBridge rule: on a clock (ScheduleExpression) or matching events (EventPattern)."""
+
+    logical_id: str
+    name: str
+    schedule_expression: str | None
+    event_pattern: Mapping[str, Any] | None
+    enabled: bool
+    description: str
+    targets: tuple[RuleTarget, ...]
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """An EventBridge Scheduler schedule."""
+
+    logical_id: str
+    name: str
+    group: str
+    expression: str
+    timezone: str
+    enabled: bool
+    target: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -656,23 +625,35 @@ class GatewayResponseSpec:
 
 
 @dataclass(frozen=True)
+class ApiRoute:
+    """One method of one path of the REST API's body, and the function it proxies to."""
+
+    path: str
+    method: str
+    function_arn: str
+    authorizer: str | None
+    """Name of the route's authorizer, None when the route is open."""
+
+
+@dataclass(frozen=True)
 class ApiSpec:
     logical_id: str
     rest_api_id: str
     stage: str
-    default_authorizer: str | None
     authorizers: Mapping[str, AuthorizerSpec]
     gateway_responses: Mapping[str, GatewayResponseSpec]
+    routes: tuple[ApiRoute, ...]
 
 
 @dataclass(frozen=True)
-class SamTemplate:
-    """The resolved template: what the local runtime creates and how it configures it."""
+class StackTemplate:
+    """The resolved transformed template: what the local runtime creates and how."""
 
     path: Path
     stack_name: str
     parameters: Mapping[str, str | list[str]]
     functions: tuple[FunctionSpec, ...]
+    roles: tuple[RoleSpec, ...]
     tables: tuple[TableSpec, ...]
     buckets: tuple[BucketSpec, ...]
     bucket_policies: tuple[BucketPolicySpec, ...]
@@ -680,6 +661,8 @@ class SamTemplate:
     state_machines: tuple[StateMachineSpec, ...]
     apis: tuple[ApiSpec, ...]
     outputs: Mapping[str, Any]
+    rules: tuple[RuleSpec, ...] = ()
+    schedules: tuple[ScheduleSpec, ...] = ()
     schedule_groups: tuple[str, ...] = ()
     # SES identities (email addresses or domains) the template declares.
     email_identities: tuple[str, ...] = ()
@@ -696,52 +679,21 @@ class SamTemplate:
                 return function
         raise TemplateError(f"The template has no function {name_or_arn}")
 
+    def role(self, logical_id_or_arn: str) -> RoleSpec:
+        for role in self.roles:
+            if logical_id_or_arn in (role.logical_id, role.arn, role.name):
+                return role
+        raise TemplateError(f"The template has no role {logical_id_or_arn}")
+
+    def rule(self, logical_id: str) -> RuleSpec:
+        for rule in self.rules:
+            if logical_id in (rule.logical_id, rule.name):
+                return rule
+        raise TemplateError(f"The template has no rule {logical_id}")
+
     def routes(self, api: ApiSpec) -> list[tuple[ApiRoute, FunctionSpec]]:
-        """Every `Api` event of every function that targets `api`."""
-        routes = []
-        for function in self.functions:
-            for event in function.events:
-                route = _api_route(event, api)
-                if route is not None and route.rest_api in (None, api.rest_api_id):
-                    routes.append((route, function))
-        return routes
-
-
-def _events(props: Mapping[str, Any]) -> tuple[FunctionEvent, ...]:
-    """The `Events` of a function or state machine, properties resolved."""
-    return tuple(
-        FunctionEvent(str(name), str(event.get("Type")), dict(event.get("Properties") or {}))
-        for name, event in (props.get("Events") or {}).items()
-    )
-
-
-def _api_route(event: FunctionEvent, api: ApiSpec) -> ApiRoute | None:
-    if event.type != "Api":
-        return None
-    properties = event.properties
-    auth = properties.get("Auth") or {}
-    authorizer = auth.get("Authorizer", api.default_authorizer)
-    return ApiRoute(
-        event_name=event.name,
-        path=str(properties["Path"]),
-        method=str(properties["Method"]).upper(),
-        rest_api=str(properties["RestApiId"]) if "RestApiId" in properties else None,
-        authorizer=None if authorizer in (None, "NONE") else str(authorizer),
-    )
-
-
-def read_template_document_like(path: Path) -> dict[str, Any]:
-    """A YAML or JSON data file uploaded as written (an ASL definition): CloudFormation tags
-    allowed, anchors and aliases refused, as the service that receives it would."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        refuse_anchors(_CloudFormationLoader(text), str(path))
-        data = yaml.load(text, Loader=_CloudFormationLoader)  # noqa: S506 - a SafeLoader subclass
-    except (OSError, yaml.YAMLError, DefinitionError) as exc:
-        raise TemplateError(f"Cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise TemplateError(f"{path} does not hold a mapping")
-    return data
+        """Every route of `api` with the function it proxies to."""
+        return [(route, self.function(route.function_arn)) for route in api.routes]
 
 
 def _substitute_placeholders(value: Any, substitutions: Mapping[str, str], owner: str) -> Any:
@@ -763,34 +715,33 @@ def _substitute_placeholders(value: Any, substitutions: Mapping[str, str], owner
     return value
 
 
-def merge_globals(global_value: Any, local_value: Any) -> Any:
-    """SAM's Globals rule: maps merge key by key, lists add up, anything else is overridden."""
-    if isinstance(global_value, dict) and isinstance(local_value, dict):
-        if _is_intrinsic(global_value) or _is_intrinsic(local_value):
-            return local_value
-        merged = dict(global_value)
-        for key, item in local_value.items():
-            merged[key] = merge_globals(global_value[key], item) if key in global_value else item
-        return merged
-    if isinstance(global_value, list) and isinstance(local_value, list):
-        return [*global_value, *local_value]
-    return local_value
+def _enabled(properties: Mapping[str, Any]) -> bool:
+    return str(properties.get("State", "ENABLED")) == "ENABLED"
+
+
+def _policy_document(value: Any) -> dict[str, Any]:
+    """A policy document given as a mapping or as JSON text."""
+    document = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(document, dict):
+        raise TemplateError(f"Not a policy document: {value!r}")
+    return document
 
 
 class _TemplateBuilder:
-    """Turns the template document into the typed `SamTemplate`."""
+    """Turns the transformed template into the typed `StackTemplate`."""
 
     def __init__(
         self,
         *,
-        document: Mapping[str, Any],
+        packaged: PackagedTemplate,
         path: Path,
         resolver: IntrinsicResolver,
         physical: Mapping[str, PhysicalResource],
         parameters: Mapping[str, str | list[str]],
         stack_name: str,
     ) -> None:
-        self.document = document
+        self.packaged = packaged
+        self.document = packaged.transformed
         self.path = path
         self.root = path.parent
         self.resolver = resolver
@@ -810,12 +761,24 @@ class _TemplateBuilder:
             raise TemplateError(f"{logical_id}: {exc}") from exc
         return dict(resolved)
 
-    def build(self) -> SamTemplate:
-        return SamTemplate(
+    def resolved(self, *kinds: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        for logical_id, resource in self.resources(*kinds):
+            yield logical_id, self.properties(resource, logical_id)
+
+    def artifact(self, logical_id: str, location: Any) -> Path:
+        """The local file or directory `sam package` would have uploaded to `location`."""
+        path = self.packaged.artifact(location)
+        if path is None:
+            raise TemplateError(f"{logical_id}: {location!r} is not an artifact of this template")
+        return (self.root / path).resolve() if not path.is_absolute() else path
+
+    def build(self) -> StackTemplate:
+        return StackTemplate(
             path=self.path,
             stack_name=self.stack_name,
             parameters=self.parameters,
             functions=tuple(self.functions()),
+            roles=tuple(self.roles()),
             tables=tuple(
                 TableSpec(lid, self.physical[lid].ref, self.physical[lid].attributes["Arn"], props)
                 for lid, props in self.resolved(TABLE_TYPE)
@@ -835,6 +798,8 @@ class _TemplateBuilder:
             state_machines=tuple(self.state_machines()),
             apis=tuple(self.apis()),
             outputs=self.resolver.resolve(self.document.get("Outputs") or {}),
+            rules=tuple(self.rules()),
+            schedules=tuple(self.schedules()),
             schedule_groups=tuple(
                 self.physical[lid].name for lid, _ in self.resources(SCHEDULE_GROUP_TYPE)
             ),
@@ -848,6 +813,108 @@ class _TemplateBuilder:
             log_groups=tuple(self.physical[lid].name for lid, _ in self.resources(LOG_GROUP_TYPE)),
         )
 
+    def functions(self) -> Iterator[FunctionSpec]:
+        for logical_id, props in self.resolved(FUNCTION_TYPE):
+            code = props.get("Code") or {}
+            if "ZipFile" in code or "ImageUri" in code:
+                raise TemplateError(f"{logical_id}: only code from a local directory runs locally")
+            variables = (props.get("Environment") or {}).get("Variables") or {}
+            physical = self.physical[logical_id]
+            yield FunctionSpec(
+                logical_id=logical_id,
+                name=physical.ref,
+                arn=physical.attributes["Arn"],
+                code_dir=self.artifact(logical_id, code),
+                handler=str(props["Handler"]),
+                runtime=str(props["Runtime"]),
+                timeout_seconds=int(props.get("Timeout", DEFAULT_TIMEOUT_SECONDS)),
+                memory_mb=int(props.get("MemorySize", DEFAULT_MEMORY_MB)),
+                environment={str(k): _scalar_text(v) for k, v in variables.items()},
+                layer_dirs=tuple(self.layer_dirs(logical_id, props.get("Layers") or [])),
+                role_arn=str(props["Role"]),
+                reserved_concurrency=_optional_int(props.get("ReservedConcurrentExecutions")),
+            )
+
+    def layer_dirs(self, owner: str, layer_arns: list[Any]) -> Iterator[Path]:
+        """The content of each layer of this template the function names (by its ARN)."""
+        layers = {self.physical[lid].ref: (lid, props) for lid, props in self.resolved(LAYER_TYPE)}
+        for arn in layer_arns:
+            if str(arn) not in layers:
+                raise TemplateError(f"{owner}: layer {arn} is not one of this template's")
+            logical_id, props = layers[str(arn)]
+            yield self.artifact(logical_id, props.get("Content"))
+
+    def roles(self) -> Iterator[RoleSpec]:
+        for logical_id, props in self.resolved(ROLE_TYPE):
+            physical = self.physical[logical_id]
+            yield RoleSpec(
+                logical_id=logical_id,
+                name=physical.name,
+                arn=physical.attributes["Arn"],
+                trust_policy=_policy_document(props["AssumeRolePolicyDocument"]),
+                inline_policies={
+                    str(policy["PolicyName"]): _policy_document(policy["PolicyDocument"])
+                    for policy in props.get("Policies") or []
+                },
+                managed_policy_arns=tuple(str(arn) for arn in props.get("ManagedPolicyArns") or []),
+                max_session_seconds=int(props.get("MaxSessionDuration", 3600)),
+            )
+
+    def state_machines(self) -> Iterator[StateMachineSpec]:
+        for logical_id, props in self.resolved(STATE_MACHINE_TYPE):
+            physical = self.physical[logical_id]
+            location = props.get("DefinitionS3Location")
+            inline = props.get("Definition")
+            if inline is None and "DefinitionString" in props:
+                inline = json.loads(str(props["DefinitionString"]))
+            yield StateMachineSpec(
+                logical_id=logical_id,
+                name=physical.attributes["Name"],
+                arn=physical.attributes["Arn"],
+                type=str(props.get("StateMachineType", "STANDARD")),
+                role_arn=str(props["RoleArn"]),
+                definition_path=self.artifact(logical_id, location) if location else None,
+                inline_definition=inline if isinstance(inline, dict) else None,
+                substitutions={
+                    str(key): _scalar_text(value)
+                    for key, value in (props.get("DefinitionSubstitutions") or {}).items()
+                },
+            )
+
+    def rules(self) -> Iterator[RuleSpec]:
+        for logical_id, props in self.resolved(RULE_TYPE):
+            yield RuleSpec(
+                logical_id=logical_id,
+                name=self.physical[logical_id].name,
+                schedule_expression=(
+                    str(props["ScheduleExpression"]) if "ScheduleExpression" in props else None
+                ),
+                event_pattern=props.get("EventPattern"),
+                enabled=_enabled(props),
+                description=str(props.get("Description", logical_id)),
+                targets=tuple(
+                    RuleTarget(
+                        id=str(target["Id"]),
+                        arn=str(target["Arn"]),
+                        role_arn=str(target["RoleArn"]) if "RoleArn" in target else None,
+                        input=str(target["Input"]) if "Input" in target else None,
+                    )
+                    for target in props.get("Targets") or []
+                ),
+            )
+
+    def schedules(self) -> Iterator[ScheduleSpec]:
+        for logical_id, props in self.resolved(SCHEDULE_TYPE):
+            yield ScheduleSpec(
+                logical_id=logical_id,
+                name=self.physical[logical_id].name,
+                group=str(props.get("GroupName", "default")),
+                expression=str(props["ScheduleExpression"]),
+                timezone=str(props.get("ScheduleExpressionTimezone", "UTC")),
+                enabled=_enabled(props),
+                target=dict(props["Target"]),
+            )
+
     def task_definitions(self) -> Iterator[TaskDefinitionSpec]:
         for logical_id, resource in self.resources(ECS_TASK_DEFINITION_TYPE):
             entry = (resource.get("Metadata") or {}).get("EntryPoint")
@@ -860,103 +927,90 @@ class _TemplateBuilder:
                 entry_point=(self.root / str(entry)).resolve() if entry else None,
             )
 
-    def resolved(self, *kinds: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        for logical_id, resource in self.resources(*kinds):
-            yield logical_id, self.properties(resource, logical_id)
-
-    def functions(self) -> Iterator[FunctionSpec]:
-        globals_function = (self.document.get("Globals") or {}).get("Function") or {}
-        for logical_id, resource in self.resources(*FUNCTION_TYPES):
-            raw = merge_globals(globals_function, resource.get("Properties") or {})
-            props = self.properties({"Properties": raw}, logical_id)
-            code_uri = props.get("CodeUri")
-            if not isinstance(code_uri, str):
-                raise TemplateError(f"{logical_id}: CodeUri must be a local directory")
-            variables = (props.get("Environment") or {}).get("Variables") or {}
-            physical = self.physical[logical_id]
-            yield FunctionSpec(
-                logical_id=logical_id,
-                name=physical.ref,
-                arn=physical.attributes["Arn"],
-                code_dir=(self.root / code_uri).resolve(),
-                handler=str(props.get("Handler", "app.lambda_handler")),
-                runtime=str(props.get("Runtime", "python3.11")),
-                timeout_seconds=int(props.get("Timeout", DEFAULT_TIMEOUT_SECONDS)),
-                memory_mb=int(props.get("MemorySize", DEFAULT_MEMORY_MB)),
-                environment={str(k): _scalar_text(v) for k, v in variables.items()},
-                events=_events(props),
-                layer_dirs=tuple(self.layer_dirs(raw.get("Layers") or [])),
-                reserved_concurrency=_optional_int(props.get("ReservedConcurrentExecutions")),
-            )
-
-    def layer_dirs(self, layers: Sequence[Any]) -> Iterator[Path]:
-        """The ContentUri of every layer of this template (layers from elsewhere are skipped)."""
-        resources = _resources(self.document)
-        for layer in layers:
-            if isinstance(layer, dict) and set(layer) == {"Ref"}:
-                resource = resources.get(str(layer["Ref"]), {})
-                content = (resource.get("Properties") or {}).get("ContentUri")
-                if resource.get("Type") == LAYER_TYPE and isinstance(content, str):
-                    yield (self.root / content).resolve()
-
-    def state_machines(self) -> Iterator[StateMachineSpec]:
-        for logical_id, props in self.resolved(*STATE_MACHINE_TYPES):
-            physical = self.physical[logical_id]
-            uri = props.get("DefinitionUri")
-            if uri is not None and not isinstance(uri, str):
-                raise TemplateError(f"{logical_id}: DefinitionUri must be a local file")
-            definition = props.get("Definition")
-            yield StateMachineSpec(
-                logical_id=logical_id,
-                name=physical.attributes["Name"],
-                arn=physical.attributes["Arn"],
-                type=str(props.get("Type", "STANDARD")),
-                definition_path=(self.root / uri).resolve() if uri else None,
-                inline_definition=definition if isinstance(definition, dict) else None,
-                substitutions={
-                    str(key): _scalar_text(value)
-                    for key, value in (props.get("DefinitionSubstitutions") or {}).items()
-                },
-                events=_events(props),
-            )
-
     def apis(self) -> Iterator[ApiSpec]:
-        for logical_id, props in self.resolved(API_TYPE):
-            auth = props.get("Auth") or {}
-            authorizers = {}
-            for name, declared in (auth.get("Authorizers") or {}).items():
-                identity = declared.get("Identity") or {}
-                authorizers[str(name)] = AuthorizerSpec(
-                    name=str(name),
-                    function_arn=str(declared["FunctionArn"]),
-                    identity_header=str(identity.get("Header", "Authorization")),
-                    reauthorize_every_seconds=int(identity.get("ReauthorizeEvery", 300)),
-                    validation_expression=(
-                        str(identity["ValidationExpression"])
-                        if "ValidationExpression" in identity
-                        else None
-                    ),
+        stages = {
+            str(props["RestApiId"]): str(props["StageName"])
+            for _, props in self.resolved(STAGE_TYPE)
+        }
+        for logical_id, props in self.resolved(REST_API_TYPE):
+            body = props.get("Body")
+            if not isinstance(body, dict):
+                raise TemplateError(
+                    f"{logical_id}: only a REST API with an inline Body runs locally"
                 )
-            responses = {}
-            for kind, declared in (props.get("GatewayResponses") or {}).items():
-                headers = ((declared.get("ResponseParameters") or {}).get("Headers")) or {}
-                status = declared.get("StatusCode")
-                responses[str(kind)] = GatewayResponseSpec(
-                    status_code=int(status) if status is not None else None,
-                    templates={
-                        str(k): str(v) for k, v in (declared.get("ResponseTemplates") or {}).items()
-                    },
-                    headers={str(k): str(v).strip("'") for k, v in headers.items()},
-                )
-            default = auth.get("DefaultAuthorizer")
+            api_id = self.physical[logical_id].ref
             yield ApiSpec(
                 logical_id=logical_id,
-                rest_api_id=self.physical[logical_id].ref,
-                stage=str(props.get("StageName", "Prod")),
-                default_authorizer=str(default) if default not in (None, "NONE") else None,
-                authorizers=authorizers,
-                gateway_responses=responses,
+                rest_api_id=api_id,
+                stage=stages.get(api_id, "Prod"),
+                authorizers=_authorizers(logical_id, body),
+                gateway_responses=_gateway_responses(body),
+                routes=tuple(_routes(logical_id, body)),
             )
+
+
+def _integrated_function(owner: str, uri: Any) -> str:
+    match = _INTEGRATION_URI.match(str(uri))
+    if match is None:
+        raise TemplateError(f"{owner}: {uri!r} is not a Lambda proxy integration")
+    return match.group(1)
+
+
+def _routes(owner: str, body: Mapping[str, Any]) -> Iterator[ApiRoute]:
+    for path, operations in (body.get("paths") or {}).items():
+        for method, operation in operations.items():
+            integration = operation.get("x-amazon-apigateway-integration") or {}
+            if integration.get("type") != "aws_proxy":
+                raise TemplateError(f"{owner} {method.upper()} {path}: only aws_proxy runs locally")
+            schemes = [name for entry in operation.get("security") or [] for name in entry]
+            authorizer = next((name for name in schemes if name != "NONE"), None)
+            yield ApiRoute(
+                path=str(path),
+                method="ANY" if method == _ANY_METHOD else str(method).upper(),
+                function_arn=_integrated_function(f"{owner} {path}", integration.get("uri")),
+                authorizer=authorizer,
+            )
+
+
+def _authorizers(owner: str, body: Mapping[str, Any]) -> dict[str, AuthorizerSpec]:
+    authorizers = {}
+    for name, scheme in (body.get("securityDefinitions") or {}).items():
+        declared = scheme.get("x-amazon-apigateway-authorizer")
+        if declared is None:
+            continue
+        if declared.get("type") != "token":
+            raise TemplateError(f"{owner}: authorizer {name} is not a TOKEN authorizer")
+        expression = declared.get("identityValidationExpression")
+        authorizers[str(name)] = AuthorizerSpec(
+            name=str(name),
+            function_arn=_integrated_function(f"{owner} {name}", declared.get("authorizerUri")),
+            identity_header=str(scheme.get("name", "Authorization")),
+            reauthorize_every_seconds=int(declared.get("authorizerResultTtlInSeconds", 300)),
+            validation_expression=str(expression) if expression is not None else None,
+        )
+    return authorizers
+
+
+_RESPONSE_HEADER: Final = "gatewayresponse.header."
+
+
+def _gateway_responses(body: Mapping[str, Any]) -> dict[str, GatewayResponseSpec]:
+    responses = {}
+    for kind, declared in (body.get("x-amazon-apigateway-gateway-responses") or {}).items():
+        parameters = declared.get("responseParameters") or {}
+        status = declared.get("statusCode")
+        responses[str(kind)] = GatewayResponseSpec(
+            status_code=int(status) if status is not None else None,
+            templates={
+                str(k): str(v) for k, v in (declared.get("responseTemplates") or {}).items()
+            },
+            headers={
+                str(key).removeprefix(_RESPONSE_HEADER): str(value).strip("'")
+                for key, value in parameters.items()
+                if str(key).startswith(_RESPONSE_HEADER)
+            },
+        )
+    return responses
 
 
 def resolve_template(
@@ -965,20 +1019,21 @@ def resolve_template(
     *,
     physical: Mapping[str, PhysicalResource] | None = None,
     stack_name: str = DEFAULT_STACK_NAME,
-    document: Mapping[str, Any] | None = None,
-) -> SamTemplate:
-    """Read `path` and resolve it with these parameter overrides and physical resources.
+) -> StackTemplate:
+    """Transform `path` as CloudFormation would and resolve it with these parameter overrides and
+    physical resources.
 
     Without `physical`, the names planned by `plan_physical_resources` are used, which is what
     the local runtime creates (except secrets' random ARN suffixes, which it fills in).
     """
     path = path.resolve()
-    document = document if document is not None else read_template_document(path)
+    packaged = transform_template(path)
+    document = packaged.transformed
     physical = physical if physical is not None else plan_physical_resources(document, stack_name)
     values = resolve_parameters(document, parameters)
     resolver = IntrinsicResolver(document, values, physical, stack_name=stack_name)
     return _TemplateBuilder(
-        document=document,
+        packaged=packaged,
         path=path,
         resolver=resolver,
         physical=physical,

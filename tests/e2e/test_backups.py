@@ -408,7 +408,7 @@ def test_a_database_gone_mid_dump_fails_the_backup_and_leaves_no_archive(
 def test_the_nightly_rule_runs_a_backup_and_skips_while_one_runs(runtime: LocalRuntime) -> None:
     operator = client(runtime)
     seen = {b["id"] for b in operator.call("GET", "/v1/backups?limit=100").json()["items"]}
-    rule = f"{runtime.state_machine('BackupStateMachine').name}-Nightly"
+    rule = runtime.template.rule("BackupStateMachineNightly").name
     # When the nightly rule fires
     firing = runtime.fire(rule)
     assert firing.error is None

@@ -342,8 +342,7 @@ def test_the_templates_daily_retention_rule_is_an_eventbridge_rule_the_scheduler
     runtime: LocalRuntime,
 ) -> None:
     # Given the rule the template declares as the Retention function's Schedule event
-    function = runtime.template.function("RetentionFunction")
-    rule_name = f"{function.name}-Daily"
+    rule_name = runtime.template.rule("RetentionFunctionDaily").name
     rule = runtime.boto3_client("events").describe_rule(Name=rule_name)
     assert rule["ScheduleExpression"] == "cron(0 2 * * ? *)"
     assert rule["State"] == "ENABLED"

@@ -63,7 +63,9 @@ def aws() -> Iterator[Aws]:
         tables = {table.logical_id: table.name for table in local.template.tables}
         bucket = next(b.name for b in local.template.buckets if b.logical_id == "ExportsBucket")
         jobs = JobStore(tables["ExportsTable"], REGION)
-        machine = local.template.state_machines[0].arn
+        machine = next(
+            m.arn for m in local.template.state_machines if m.logical_id == "ExportStateMachine"
+        )
         yield Aws(
             jobs=jobs,
             objects=ObjectStore(bucket, REGION),

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from dataexport_local.template import SamTemplate, resolve_template
+from dataexport_local.template import StackTemplate, resolve_template
 
 STUB_TEMPLATE = Path(__file__).parent / "stub_app" / "template.yaml"
 STUB_DATABASE_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:stub-db"
 
 
 @pytest.fixture(scope="module")
-def stub_template() -> SamTemplate:
+def stub_template() -> StackTemplate:
     """The stub application's template, resolved with the names the local runtime plans."""
     return resolve_template(STUB_TEMPLATE, {"DatabaseSecretArn": STUB_DATABASE_SECRET_ARN})
 

@@ -14,7 +14,7 @@ import pytest
 
 from dataexport_local.api_gateway import LocalApiGateway
 from dataexport_local.lambda_dispatch import LambdaDispatcher
-from dataexport_local.template import SamTemplate
+from dataexport_local.template import StackTemplate
 
 BODY_LIMIT = 1024
 
@@ -48,7 +48,7 @@ def call(method: str, url: str, token: str | None = None, body: bytes | None = N
 
 
 @pytest.fixture(scope="module")
-def gateway(stub_template: SamTemplate) -> Iterator[LocalApiGateway]:
+def gateway(stub_template: StackTemplate) -> Iterator[LocalApiGateway]:
     with (
         LambdaDispatcher(stub_template.functions) as dispatcher,
         LocalApiGateway(stub_template, dispatcher, max_request_bytes=BODY_LIMIT) as started,

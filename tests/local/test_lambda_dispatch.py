@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from dataexport_local.lambda_dispatch import LambdaDispatcher
-from dataexport_local.template import SamTemplate
+from dataexport_local.template import StackTemplate
 from tests.local.conftest import captured_log
 
 
 def test_a_raised_exception_is_an_unhandled_function_error_named_by_its_class(
-    stub_template: SamTemplate,
+    stub_template: StackTemplate,
 ) -> None:
     # Given the stub step handler, which raises SourceUnavailable when asked to fail
     with LambdaDispatcher(stub_template.functions) as dispatcher:
@@ -30,7 +30,7 @@ def test_a_raised_exception_is_an_unhandled_function_error_named_by_its_class(
 
 
 def test_a_handler_module_is_imported_once_and_called_with_a_lambda_context(
-    stub_template: SamTemplate,
+    stub_template: StackTemplate,
 ) -> None:
     # Given a dispatcher (a fresh "deployment")
     work = stub_template.function("WorkFunction")
@@ -52,7 +52,7 @@ def test_a_handler_module_is_imported_once_and_called_with_a_lambda_context(
     assert context["aws_request_id"] != first.json()["context"]["aws_request_id"]
 
 
-def test_a_raw_payload_is_parsed_like_lambda_s_invoke(stub_template: SamTemplate) -> None:
+def test_a_raw_payload_is_parsed_like_lambda_s_invoke(stub_template: StackTemplate) -> None:
     with LambdaDispatcher(stub_template.functions) as dispatcher:
         assert dispatcher.invoke_payload("WorkFunction", b"").json()["worked"] is True
         broken = dispatcher.invoke_payload("WorkFunction", b"{not json")
@@ -67,7 +67,7 @@ def dispatch_log() -> Iterator[list[logging.LogRecord]]:
 
 
 def test_only_a_failure_nothing_meant_is_logged_with_its_traceback(
-    stub_template: SamTemplate, dispatch_log: list[logging.LogRecord]
+    stub_template: StackTemplate, dispatch_log: list[logging.LogRecord]
 ) -> None:
     # Given the stub functions
     authorizer = stub_template.function("AuthorizerFunction")

@@ -15,14 +15,14 @@ import psutil
 import pytest
 
 from dataexport_local.lambda_dispatch import CLOSE_GRACE_SECONDS, LambdaDispatcher
-from dataexport_local.template import SamTemplate
+from dataexport_local.template import StackTemplate
 from tests.local.conftest import captured_log
 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:api/dev/GET/v1/things"
 
 
 @pytest.fixture
-def dispatcher(stub_template: SamTemplate) -> Iterator[LambdaDispatcher]:
+def dispatcher(stub_template: StackTemplate) -> Iterator[LambdaDispatcher]:
     with LambdaDispatcher(stub_template.functions) as started:
         yield started
 
@@ -35,7 +35,7 @@ def reports() -> Iterator[list[logging.LogRecord]]:
 
 
 def test_a_function_sees_its_own_environment_and_lambda_s_variables_only(
-    dispatcher: LambdaDispatcher, stub_template: SamTemplate
+    dispatcher: LambdaDispatcher, stub_template: StackTemplate
 ) -> None:
     # When the Work function reports its environment
     work = stub_template.function("WorkFunction")
@@ -92,7 +92,7 @@ def test_a_warm_worker_is_reused_and_busy_workers_get_company(
 
 
 def test_a_function_past_its_timeout_is_killed_and_answers_sandbox_timedout(
-    stub_template: SamTemplate, reports: list[logging.LogRecord]
+    stub_template: StackTemplate, reports: list[logging.LogRecord]
 ) -> None:
     # Given the Work function with a Timeout of 1 second
     work = dataclasses.replace(stub_template.function("WorkFunction"), timeout_seconds=1)
@@ -134,7 +134,7 @@ def test_every_invocation_logs_lambda_s_report_line(
     assert 5 < used < 256
 
 
-def test_no_worker_survives_the_dispatcher_s_close(stub_template: SamTemplate) -> None:
+def test_no_worker_survives_the_dispatcher_s_close(stub_template: StackTemplate) -> None:
     # Given workers of two functions, one of them busy
     with LambdaDispatcher(stub_template.functions) as dispatcher:
         dispatcher.invoke("WorkFunction", {})

@@ -38,10 +38,13 @@ def test_the_backup_task_is_registered_as_the_ecs_api_names_it() -> None:
     assert "awslogs-group" in container["logConfiguration"]["options"]
     environment = {entry["name"]: entry["value"] for entry in container["environment"]}
     assert environment["BACKUP_DATABASE_SECRET_ARN"] == DATABASE_SECRET
-    # and the nightly rule is an event of the backup state machine
+    # and the nightly rule starts the backup state machine with a role of its own
     machine = next(m for m in template.state_machines if m.logical_id == "BackupStateMachine")
-    (nightly,) = machine.events
-    assert nightly.properties["Schedule"] == "cron(0 3 * * ? *)"
+    nightly = template.rule("BackupStateMachineNightly")
+    assert nightly.schedule_expression == "cron(0 3 * * ? *)"
+    (target,) = nightly.targets
+    assert target.arn == machine.arn and target.role_arn is not None
+    assert template.role(target.role_arn).inline_policies
 
 
 def test_a_process_exit_reads_as_a_container_exit() -> None:

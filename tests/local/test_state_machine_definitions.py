@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from dataexport_local.cfn_yaml import TemplateError, read_uploaded_document
 from dataexport_local.state_machine_definition import duplicate_state_names
 from dataexport_local.template import (
     DEFAULT_TEMPLATE_PATH,
     StateMachineSpec,
-    TemplateError,
-    read_template_document_like,
     resolve_template,
 )
 
@@ -73,7 +72,7 @@ def test_a_definition_with_yaml_anchors_or_aliases_is_refused_naming_the_line(
     path = tmp_path / "machine.asl.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(TemplateError, match=rule):
-        read_template_document_like(path)
+        read_uploaded_document(path)
 
 
 def test_a_state_name_repeated_inside_a_map_body_is_refused_naming_it() -> None:
@@ -91,6 +90,7 @@ def test_a_state_name_repeated_inside_a_map_body_is_refused_naming_it() -> None:
         name="machine",
         arn="arn:aws:states:us-east-1:123456789012:stateMachine:machine",
         type="STANDARD",
+        role_arn="arn:aws:iam::123456789012:role/machine",
         definition_path=None,
         inline_definition=definition,
         substitutions={},

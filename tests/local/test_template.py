@@ -1,4 +1,5 @@
-"""template.yaml is read as CloudFormation reads it and resolved to what the runtime creates."""
+"""template.yaml goes through the SAM transform, as CloudFormation receives it, and is resolved to
+what the runtime creates."""
 
 from __future__ import annotations
 
@@ -8,14 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from dataexport_local.cfn_yaml import TemplateError, read_template_document
 from dataexport_local.template import (
     DEFAULT_TEMPLATE_PATH,
     IntrinsicResolver,
-    SamTemplate,
-    TemplateError,
-    merge_globals,
+    StackTemplate,
     plan_physical_resources,
-    read_template_document,
     resolve_parameters,
     resolve_template,
 )
@@ -26,7 +25,7 @@ UNRESOLVED = re.compile(r"\$\{|'Ref'|'Fn::")
 
 
 @pytest.fixture(scope="module")
-def real_template() -> SamTemplate:
+def real_template() -> StackTemplate:
     # With a backup image, so the backup resources (conditional on it) are there too.
     return resolve_template(
         DEFAULT_TEMPLATE_PATH,
@@ -35,7 +34,7 @@ def real_template() -> SamTemplate:
 
 
 def test_every_function_of_the_real_template_gets_a_plain_string_environment(
-    real_template: SamTemplate,
+    real_template: StackTemplate,
 ) -> None:
     # Given the project's template.yaml
     document = read_template_document(DEFAULT_TEMPLATE_PATH)
@@ -58,7 +57,7 @@ def test_every_function_of_the_real_template_gets_a_plain_string_environment(
 
 
 def test_globals_and_function_settings_merge_as_sam_merges_them(
-    real_template: SamTemplate,
+    real_template: StackTemplate,
 ) -> None:
     # Given Globals (Timeout 30, MemorySize 512) and functions that override some of it
     format_function = real_template.function("ExportFormatFunction")
@@ -67,13 +66,14 @@ def test_globals_and_function_settings_merge_as_sam_merges_them(
     # Then the function's own values win and the rest come from Globals
     assert (format_function.timeout_seconds, format_function.memory_mb) == (900, 1024)
     assert (expire_function.timeout_seconds, expire_function.memory_mb) == (30, 512)
-    assert format_function.environment["EXPORTS_TABLE_NAME"] == real_template.tables[0].name
+    tables = {table.logical_id: table.name for table in real_template.tables}
+    assert format_function.environment["EXPORTS_TABLE_NAME"] == tables["ExportsTable"]
     assert format_function.environment["DATABASE_SECRET_ARN"] == DATABASE_SECRET
     assert format_function.layer_dirs == (DEFAULT_TEMPLATE_PATH.parent / "layers" / "dataexport",)
 
 
 def test_every_state_machine_substitution_resolves_to_a_function_of_the_template(
-    real_template: SamTemplate,
+    real_template: StackTemplate,
 ) -> None:
     # Given the state machines and their DefinitionSubstitutions
     function_arns = {function.arn for function in real_template.functions}
@@ -100,20 +100,23 @@ def test_every_state_machine_substitution_resolves_to_a_function_of_the_template
 
 
 def test_a_function_s_environment_names_the_resources_it_refers_to(
-    real_template: SamTemplate,
+    real_template: StackTemplate,
 ) -> None:
     api = real_template.function("ApiFunction").environment
-    assert api["EXPORT_STATE_MACHINE_ARN"] == real_template.state_machines[0].arn
+    machines = {machine.logical_id: machine.arn for machine in real_template.state_machines}
+    assert api["EXPORT_STATE_MACHINE_ARN"] == machines["ExportStateMachine"]
     assert api["EXPORTS_BUCKET_NAME"] == real_template.buckets[0].name
 
 
 def test_the_api_routes_and_gateway_responses_come_from_the_template(
-    real_template: SamTemplate,
+    real_template: StackTemplate,
 ) -> None:
     (api,) = real_template.apis
     routes = {(route.method, route.path) for route, _ in real_template.routes(api)}
     assert ("GET", "/v1/exports/{id}") in routes and ("POST", "/v1/exports") in routes
-    authorizer = api.authorizers[api.default_authorizer or ""]
+    by_route = {(route.method, route.path): route for route in api.routes}
+    assert by_route[("GET", "/v1/openapi.json")].authorizer is None
+    authorizer = api.authorizers[by_route[("GET", "/v1/exports/{id}")].authorizer or ""]
     assert authorizer.function_arn == real_template.function("AuthorizerFunction").arn
     assert authorizer.identity_header == "Authorization"
     assert api.gateway_responses["UNAUTHORIZED"].status_code == 401
@@ -195,27 +198,57 @@ Outputs:
     }
 
 
-def test_an_unknown_reference_is_an_error_naming_it(tmp_path: Path) -> None:
+def refused(tmp_path: Path, text: str, reason: str) -> None:
+    """Resolving the template `text` fails with an error matching `reason`."""
     template = tmp_path / "template.yaml"
-    template.write_text(
-        "Resources:\n  Bucket: {Type: AWS::S3::Bucket}\n"
-        "Outputs:\n  Bad: {Value: !GetAtt Bucket.Nonsense}\n",
-        encoding="utf-8",
-    )
-    with pytest.raises(TemplateError, match=r"Bucket\.Nonsense"):
+    template.write_text(text, encoding="utf-8")
+    with pytest.raises(TemplateError, match=reason):
         resolve_template(template)
 
 
-def test_globals_merge_maps_add_lists_and_override_scalars() -> None:
-    merged = merge_globals(
-        {"Timeout": 30, "Layers": ["a"], "Environment": {"Variables": {"A": "1", "B": "2"}}},
-        {"Timeout": 5, "Layers": ["b"], "Environment": {"Variables": {"B": "3"}}},
+def test_a_template_the_sam_transform_refuses_is_an_error_naming_the_resource(
+    tmp_path: Path,
+) -> None:
+    refused(
+        tmp_path,
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n"
+        "  Broken: {Type: AWS::Serverless::Function, Properties: {CodeUri: x/, Handler: a.b}}\n",
+        r"Broken.*Runtime and Handler",
     )
-    assert merged == {
-        "Timeout": 5,
-        "Layers": ["a", "b"],
-        "Environment": {"Variables": {"A": "1", "B": "3"}},
-    }
+
+
+def test_an_unknown_reference_is_an_error_naming_it(tmp_path: Path) -> None:
+    refused(
+        tmp_path,
+        "Resources:\n  Bucket: {Type: AWS::S3::Bucket}\n"
+        "Outputs:\n  Bad: {Value: !GetAtt Bucket.Nonsense}\n",
+        r"Bucket\.Nonsense",
+    )
+
+
+def test_sam_policy_templates_become_iam_statements_on_each_function_s_own_role(
+    real_template: StackTemplate,
+) -> None:
+    # Given the Format function, whose Policies use SAM's policy templates
+    format_function = real_template.function("ExportFormatFunction")
+    role = real_template.role(format_function.role_arn)
+
+    # Then its own role holds them as plain IAM statements on the resolved resources
+    statements = [
+        statement
+        for document in role.inline_policies.values()
+        for statement in document["Statement"]
+    ]
+    secret_reads = [s for s in statements if s["Action"] == ["secretsmanager:GetSecretValue"]]
+    assert {s["Resource"] for s in secret_reads} >= {DATABASE_SECRET}
+    assert role.trust_policy["Statement"][0]["Principal"] == {"Service": ["lambda.amazonaws.com"]}
+    assert "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole" in (
+        role.managed_policy_arns
+    )
+    # and no other function shares it
+    others = {f.role_arn for f in real_template.functions if f is not format_function}
+    assert format_function.role_arn not in others
+    assert UNRESOLVED.search(json.dumps(role.inline_policies)) is None
 
 
 def test_two_functions_may_give_one_variable_two_values(tmp_path: Path) -> None:
@@ -225,10 +258,18 @@ def test_two_functions_may_give_one_variable_two_values(tmp_path: Path) -> None:
 Resources:
   One:
     Type: AWS::Serverless::Function
-    Properties: {CodeUri: one/, Handler: app.h, Environment: {Variables: {MODE: fast}}}
+    Properties:
+      CodeUri: one/
+      Handler: app.h
+      Runtime: python3.11
+      Environment: {Variables: {MODE: fast}}
   Two:
     Type: AWS::Serverless::Function
-    Properties: {CodeUri: two/, Handler: app.h, Environment: {Variables: {MODE: slow}}}
+    Properties:
+      CodeUri: two/
+      Handler: app.h
+      Runtime: python3.11
+      Environment: {Variables: {MODE: slow}}
 """,
         encoding="utf-8",
     )

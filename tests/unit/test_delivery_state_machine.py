@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from dataexport_local.template import REPOSITORY_ROOT, read_template_document_like
+from dataexport_local.cfn_yaml import read_uploaded_document
+from dataexport_local.template import REPOSITORY_ROOT
 
 ASL = REPOSITORY_ROOT / "statemachines" / "export.asl.yaml"
 
 
 def states() -> dict[str, Any]:
-    definition = read_template_document_like(ASL)
+    definition = read_uploaded_document(ASL)
     found: dict[str, Any] = definition["States"]
     return found
 
