@@ -78,16 +78,21 @@ def runtime(database: LocalDatabase, secret: str) -> Iterator[LocalRuntime]:
 
 
 def probe(
-    kind: str, secret: str, arguments: Callable[[], list[str]] = list, repeat: int = REPEAT
+    kind: str,
+    secret: str,
+    arguments: Callable[[], list[str]] = list,
+    repeat: int = REPEAT,
+    after_run: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """The fastest of `repeat` runs of one measurement (its peak memory: the largest);
-    `arguments` gives each run its own (a new job for each Format step)."""
+    `arguments` gives each run its own (a new job for each Format step), `after_run` is called
+    with each run's first argument once it is measured."""
     reports = []
     for _ in range(repeat):
         run_arguments = arguments()
         reports.append(probe_once(kind, secret, *run_arguments))
-        if kind == "format_step":
-            remove_staging(run_arguments[0])
+        if after_run is not None:
+            after_run(run_arguments[0])
     fastest = min(reports, key=lambda report: report["seconds"])
     return {**fastest, "peak_bytes": max(report["peak_bytes"] for report in reports)}
 
@@ -117,8 +122,10 @@ def measure(
     secret: str,
     arguments: Callable[[], list[str]] = list,
     repeat: int = REPEAT,
+    *,
+    after_run: Callable[[str], None] | None = None,
 ) -> Measurement:
-    report = probe(kind, secret, arguments, repeat)
+    report = probe(kind, secret, arguments, repeat, after_run)
     return Measurement(
         name,
         int(report["rows"]),
@@ -128,10 +135,18 @@ def measure(
     )
 
 
-def remove_staging(job_id: str) -> None:
+def remove_staging(runtime: LocalRuntime, job_id: str) -> None:
     """What the Upload step does once it joined them: the local S3 (in this process) then
-    does not carry every earlier run's output into the next one's measurement."""
-    components.object_store(read_config(FormatStepConfig)).delete_prefix(staging_prefix(job_id))
+    does not carry every earlier run's output into the next one's measurement. As the operator:
+    the Format step's role may write staging objects but not list them."""
+    s3 = runtime.boto3_client("s3")
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=runtime.bucket_name, Prefix=staging_prefix(job_id)
+    )
+    for page in pages:
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=runtime.bucket_name, Delete={"Objects": keys})
 
 
 def running_job(format_name: str, compression: Compression) -> str:
@@ -170,6 +185,7 @@ def test_export_throughput_against_copy(secret: str, runtime: LocalRuntime) -> N
             "format_step",
             secret,
             lambda name=name, codec=codec: [running_job(name, codec)],  # type: ignore[misc]
+            after_run=lambda job_id: remove_staging(runtime, job_id),
         )
         for name in FORMAT_NAMES
         for codec in Compression
