@@ -24,6 +24,9 @@ _SHORT_FORM_FUNCTIONS: Final = (
     "And",
     "Base64",
     "Cidr",
+    "Contains",
+    "EachMemberEquals",
+    "EachMemberIn",
     "Equals",
     "FindInMap",
     "GetAZs",
@@ -33,11 +36,14 @@ _SHORT_FORM_FUNCTIONS: Final = (
     "Length",
     "Not",
     "Or",
+    "RefAll",
     "Select",
     "Split",
     "Sub",
     "ToJsonString",
     "Transform",
+    "ValueOf",
+    "ValueOfAll",
 )
 
 

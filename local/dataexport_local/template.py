@@ -314,6 +314,18 @@ class IntrinsicResolver:
         name = resource.get("Condition")
         return name is None or self.condition(str(name))
 
+    def check_rules(self) -> None:
+        """Refuse the parameters as CloudFormation does: every assertion of each rule whose
+        RuleCondition holds (or that has none) must hold, else the rule's description."""
+        for name, rule in (self._document.get("Rules") or {}).items():
+            condition = rule.get("RuleCondition")
+            if condition is not None and not self._truth(condition):
+                continue
+            for assertion in rule.get("Assertions") or []:
+                if not self._truth(assertion["Assert"]):
+                    reason = assertion.get("AssertDescription", "its assertion does not hold")
+                    raise TemplateError(f"Rule {name}: {reason}")
+
     def _truth(self, expression: Any) -> bool:
         if isinstance(expression, dict) and set(expression) == {"Condition"}:
             return self.condition(str(expression["Condition"]))
@@ -340,6 +352,14 @@ class IntrinsicResolver:
             "Fn::GetAZs": lambda arg: [f"{self._pseudo['AWS::Region']}{z}" for z in "abc"],
             "Fn::ToJsonString": lambda arg: json.dumps(self.resolve(arg), separators=(",", ":")),
             "Fn::Length": lambda arg: len(self.resolve(arg)),
+            # The functions of a template's Rules.
+            "Fn::Contains": lambda arg: _text(self.resolve(arg[1])) in _texts(self.resolve(arg[0])),
+            "Fn::EachMemberEquals": lambda arg: all(
+                item == _text(self.resolve(arg[1])) for item in _texts(self.resolve(arg[0]))
+            ),
+            "Fn::EachMemberIn": lambda arg: (
+                set(_texts(self.resolve(arg[0]))) <= set(_texts(self.resolve(arg[1])))
+            ),
         }
         handler = handlers.get(function)
         if handler is None:
@@ -421,6 +441,18 @@ class IntrinsicResolver:
             return self._document["Mappings"][map_name][top][second]
         except KeyError:
             raise TemplateError(f"Fn::FindInMap {map_name}/{top}/{second} is missing") from None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list | dict):
+        raise TemplateError(f"{value!r} is not a single value")
+    return _scalar_text(value)
+
+
+def _texts(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise TemplateError(f"{value!r} is not a list")
+    return [_text(item) for item in value]
 
 
 def _only(argument: Any, function: str) -> Any:
@@ -1032,6 +1064,7 @@ def resolve_template(
     physical = physical if physical is not None else plan_physical_resources(document, stack_name)
     values = resolve_parameters(document, parameters)
     resolver = IntrinsicResolver(document, values, physical, stack_name=stack_name)
+    resolver.check_rules()
     return _TemplateBuilder(
         packaged=packaged,
         path=path,

@@ -13,6 +13,14 @@ from dataexport_local.template import StackTemplate, resolve_template
 
 STUB_TEMPLATE = Path(__file__).parent / "stub_app" / "template.yaml"
 STUB_DATABASE_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:stub-db"
+DATABASE_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
+# The project's template with every resource on: backups, which run in the database's subnets.
+BACKUP_PARAMETERS = {
+    "DatabaseSecretArn": DATABASE_SECRET,
+    "BackupImageUri": "repo/backup:1",
+    "DatabaseSubnetIds": "subnet-1",
+    "DatabaseSecurityGroupId": "sg-1",
+}
 
 
 @pytest.fixture(scope="module")

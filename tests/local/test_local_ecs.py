@@ -8,8 +8,7 @@ import signal
 from dataexport_local.aws import register_task_definition_request
 from dataexport_local.ecs import exit_code, override_environment
 from dataexport_local.template import DEFAULT_TEMPLATE_PATH, resolve_template
-
-DATABASE_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
+from tests.local.conftest import BACKUP_PARAMETERS, DATABASE_SECRET
 
 
 def test_without_an_image_the_template_has_no_backup_resources() -> None:
@@ -23,7 +22,7 @@ def test_the_backup_task_is_registered_as_the_ecs_api_names_it() -> None:
     # Given the template with a backup image
     template = resolve_template(
         DEFAULT_TEMPLATE_PATH,
-        {"DatabaseSecretArn": DATABASE_SECRET, "BackupImageUri": "repo/backup:1"},
+        BACKUP_PARAMETERS,
     )
     (task,) = template.task_definitions
     assert task.entry_point is not None and task.entry_point.name == "backup_task.py"

@@ -15,14 +15,13 @@ from dataexport_local.template import (
     StateMachineSpec,
     resolve_template,
 )
-
-DATABASE_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
+from tests.local.conftest import BACKUP_PARAMETERS
 
 
 def project_state_machines() -> list[StateMachineSpec]:
     template = resolve_template(
         DEFAULT_TEMPLATE_PATH,
-        {"DatabaseSecretArn": DATABASE_SECRET, "BackupImageUri": "repo/backup:1"},
+        BACKUP_PARAMETERS,
     )
     return list(template.state_machines)
 

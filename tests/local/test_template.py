@@ -18,9 +18,8 @@ from dataexport_local.template import (
     resolve_parameters,
     resolve_template,
 )
-from tests.local.conftest import STUB_TEMPLATE
+from tests.local.conftest import BACKUP_PARAMETERS, DATABASE_SECRET, STUB_TEMPLATE
 
-DATABASE_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
 UNRESOLVED = re.compile(r"\$\{|'Ref'|'Fn::")
 
 
@@ -29,7 +28,7 @@ def real_template() -> StackTemplate:
     # With a backup image, so the backup resources (conditional on it) are there too.
     return resolve_template(
         DEFAULT_TEMPLATE_PATH,
-        {"DatabaseSecretArn": DATABASE_SECRET, "BackupImageUri": "repo/backup:1"},
+        BACKUP_PARAMETERS,
     )
 
 
@@ -277,3 +276,37 @@ Resources:
     resolved = resolve_template(template)
     assert resolved.function("One").environment["MODE"] == "fast"
     assert resolved.function("Two").environment["MODE"] == "slow"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "rule"),
+    [
+        ({"BackupImageUri": "repo/backup:1"}, "BackupsNeedSubnets"),
+        ({"DatabaseSubnetIds": "subnet-1"}, "SubnetsNeedASecurityGroup"),
+        ({"DatabaseSecurityGroupId": "sg-1"}, "ASecurityGroupNeedsSubnets"),
+        (
+            {"DatabaseSubnetIds": "subnet-1,", "DatabaseSecurityGroupId": "sg-1"},
+            "ASecurityGroupNeedsSubnets",
+        ),
+    ],
+)
+def test_a_parameter_set_the_template_s_rules_refuse_is_refused_naming_the_rule(
+    parameters: dict[str, str], rule: str
+) -> None:
+    # Given parameters that cannot work together, then nothing resolves, and the error names the
+    # rule and says what is missing, as CloudFormation refuses the stack before creating anything
+    with pytest.raises(TemplateError, match=rf"Rule {rule}: \w+ needs"):
+        resolve_template(
+            DEFAULT_TEMPLATE_PATH, {"DatabaseSecretArn": DATABASE_SECRET, **parameters}
+        )
+
+
+def test_coherent_parameter_sets_pass_the_template_s_rules() -> None:
+    for parameters in (
+        {},
+        {"DatabaseSubnetIds": "subnet-1,subnet-2", "DatabaseSecurityGroupId": "sg-1"},
+        BACKUP_PARAMETERS,
+    ):
+        resolve_template(
+            DEFAULT_TEMPLATE_PATH, {"DatabaseSecretArn": DATABASE_SECRET, **parameters}
+        )
