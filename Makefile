@@ -39,7 +39,7 @@ MYPY_TARGETS := layers/dataexport/dataexport local/dataexport_local tests \
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv sam checkov lint format typecheck validate build deploy-check pytest test test-slow test-browser demo local bench bench-smoke backup-image \
+.PHONY: help venv sam checkov lint format typecheck validate build deploy-check pytest test test-slow test-browser demo local bench bench-smoke backup-image smoke \
 	clean distclean
 
 help: ## list the targets
@@ -129,6 +129,11 @@ backup-image: ## build the backup task's image for arm64 Fargate and push it (BA
 
 bench-smoke: venv ## the benchmarks at a small size, so CI knows they still run
 	BENCH_ROWS=20000 BENCH_REPEAT=1 $(VENV_BIN)/pytest tests/bench -s
+
+smoke: venv ## one export end to end against a running stack: make smoke API_URL=<ApiUrl output> TOKEN=<bearer token>
+	@test -n "$(API_URL)" || { echo "Set API_URL (the stack's ApiUrl output) and TOKEN, e.g. make smoke API_URL=https://abc.execute-api.eu-west-1.amazonaws.com/dev TOKEN=eyJ..."; exit 2; }
+	@# Not echoed, and passed in the environment: the token stays out of the terminal and ps.
+	@TOKEN="$(TOKEN)" $(VENV_BIN)/dataexport-local smoke --api-url "$(API_URL)"
 
 clean: ## remove build output and caches (keeps .venv, .tools and .local)
 	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache build dist

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -158,6 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--timeout", type=float, default=DEMO_DEADLINE_SECONDS)
     database_options(demo)
 
+    smoke = commands.add_parser(
+        "smoke", help="run one export end to end against a deployed stack (or a local one)"
+    )
+    smoke.add_argument(
+        "--api-url", required=True, help="the stack's ApiUrl output (with or without /v1)"
+    )
+    smoke.add_argument(
+        "--token", default=os.environ.get("TOKEN"), help="a bearer token (default: $TOKEN)"
+    )
+    smoke.add_argument("--dataset", default=None, help="default: the first dataset listed")
+    smoke.add_argument("--timeout", type=float, default=DEMO_DEADLINE_SECONDS)
+
     audit_parser = commands.add_parser("audit", help="the audit trail of a running local API")
     audit_commands = audit_parser.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser(
@@ -195,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": demo,
         "audit": audit,
         "fire": fire,
+        "smoke": smoke,
         "deploy-check": _deploy_check,
     }
     try:
@@ -552,12 +566,7 @@ def _run_demo_export(
     print(f"Created export {job_id}; waiting for the state machine...", flush=True)
 
     job = _wait_for_job(runtime.api_url, token, job_id, arguments.timeout)
-    redirect = _request("GET", f"{runtime.api_url}/v1/exports/{job_id}/download", token)
-    if redirect.status != 302 or "Location" not in redirect.headers:
-        raise DemoFailed(f"GET /download answered {redirect.status}: {redirect.body[:500]!r}")
-    download = _request("GET", redirect.headers["Location"])
-    if download.status != 200:
-        raise DemoFailed(f"the presigned URL answered {download.status}: {download.body[:300]!r}")
+    download = _download(runtime.api_url, token, job_id)
 
     file_name = Path(str(job.get("file_name") or f"{job_id}.csv")).name
     path = arguments.out or DEMO_EXPORTS_DIR / file_name
@@ -574,6 +583,17 @@ def _run_demo_export(
         raise DemoFailed("the exported row count differs from PostgreSQL's count")
     print("OK: the export holds exactly the rows PostgreSQL counts for the same filter.")
     return 0
+
+
+def _download(api_url: str, token: str, job_id: str) -> _Answer:
+    """The export's file: the API's redirect, then the presigned URL it points to."""
+    redirect = _request("GET", f"{api_url}/v1/exports/{job_id}/download", token)
+    if redirect.status != 302 or "Location" not in redirect.headers:
+        raise DemoFailed(f"GET /download answered {redirect.status}: {redirect.body[:500]!r}")
+    download = _request("GET", redirect.headers["Location"])
+    if download.status != 200:
+        raise DemoFailed(f"the presigned URL answered {download.status}: {download.body[:300]!r}")
+    return download
 
 
 def _wait_for_job(api_url: str, token: str, job_id: str, timeout: float) -> dict[str, Any]:
@@ -594,6 +614,55 @@ def _wait_for_job(api_url: str, token: str, job_id: str, timeout: float) -> dict
             raise DemoFailed(f"export {job_id} ended {status}: {json.dumps(job.get('error'))}")
         time.sleep(DEMO_POLL_SECONDS)
     raise DemoFailed(f"export {job_id} still {status} after {timeout:.0f} s")
+
+
+# ---------------------------------------------------------------------------- smoke
+
+
+def smoke(arguments: argparse.Namespace) -> int:
+    """One CSV export over the public API of a running stack: create, wait, download through the
+    presigned URL, and check the file against the job (sha256 and rows)."""
+    if not arguments.token:
+        print("error: give a bearer token with --token or $TOKEN", file=sys.stderr)
+        return 2
+    api_url, token = api_base_url(arguments.api_url), str(arguments.token)
+    try:
+        return _run_smoke(api_url, token, arguments.dataset, arguments.timeout)
+    except DemoFailed as exc:
+        print(f"smoke FAILED: {exc}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"smoke FAILED: no API at {arguments.api_url} ({exc})", file=sys.stderr)
+        return 1
+
+
+def _run_smoke(api_url: str, token: str, dataset: str | None, timeout: float) -> int:
+    listed = _request("GET", f"{api_url}/v1/datasets", token)
+    if listed.status != 200:
+        raise DemoFailed(f"GET /v1/datasets answered {listed.status}: {listed.body[:300]!r}")
+    names = [str(item["name"]) for item in listed.json()["items"]]
+    if not names:
+        raise DemoFailed("this token may use no dataset")
+    name = dataset or names[0]
+    if name not in names:
+        raise DemoFailed(f"dataset {name!r} is not one of {', '.join(names)}")
+    print(f"API {api_url}/v1: {len(names)} datasets; exporting {name} as CSV", flush=True)
+    created = _request("POST", f"{api_url}/v1/exports", token, {"dataset": name, "format": "csv"})
+    if created.status not in (200, 202):
+        raise DemoFailed(f"POST /v1/exports answered {created.status}: {created.body[:500]!r}")
+    job_id = str(created.json()["id"])
+    print(f"Created export {job_id}; waiting...", flush=True)
+    job = _wait_for_job(api_url, token, job_id, timeout)
+    body = _download(api_url, token, job_id).body
+    digest, rows = hashlib.sha256(body).hexdigest(), count_csv_rows(body)
+    print(f"Downloaded {len(body)} bytes, {rows} rows, sha256 {digest}")
+    if digest != job.get("sha256") or rows != job.get("rows_exported"):
+        raise DemoFailed(
+            f"the file differs from the job: sha256 {job.get('sha256')}, "
+            f"rows_exported {job.get('rows_exported')}"
+        )
+    print(f"OK: export {job_id} of {name} completed and its file matches the job.")
+    return 0
 
 
 def count_csv_rows(body: bytes) -> int:
