@@ -91,6 +91,9 @@ class LocalRuntime:
         that change a constant the product does not read from its configuration).
     scheduler: fire EventBridge rules and Scheduler schedules when they are due (False: only
         when `fire` is called).
+    managed_database_secret: give the database's secret the shape of an RDS-managed one
+        (username and password only) and its location as the DatabaseHost, DatabasePort and
+        DatabaseName parameters, as a deployment on such a secret does.
     """
 
     def __init__(
@@ -106,6 +109,7 @@ class LocalRuntime:
         signing_key: str | None = None,
         scheduler: bool = True,
         worker_setup_files: Sequence[Path] = (),
+        managed_database_secret: bool = False,
     ) -> None:
         self._parameters = dict(parameters or {})
         self._port = port
@@ -121,6 +125,7 @@ class LocalRuntime:
         self._aws: LocalAws | None = None
         self._gateway: LocalApiGateway | None = None
         self._run_scheduler = scheduler
+        self._managed_database_secret = managed_database_secret
         self._scheduler: LocalScheduler | None = None
         self.seeded_rows: int | None = None
         self.startup_seconds: float | None = None
@@ -163,8 +168,16 @@ class LocalRuntime:
                 # A smaller template (the tests' stub) has no backups, nor their parameters.
                 return {name: value for name, value in values.items() if name in declared}
 
+            reader = database.reader_settings.as_secret()
+            location: dict[str, str] = {}
+            if self._managed_database_secret:
+                location = {
+                    "DatabaseHost": str(reader.pop("host")),
+                    "DatabasePort": str(reader.pop("port")),
+                    "DatabaseName": str(reader.pop("dbname")),
+                }
             secrets = {
-                DATABASE_SECRET_PARAMETER: json.dumps(database.reader_settings.as_secret()),
+                DATABASE_SECRET_PARAMETER: json.dumps(reader),
                 BACKUP_SECRET_PARAMETER: json.dumps(database.admin_settings.as_secret()),
             }
             tools = client_tools_dir()
@@ -172,7 +185,7 @@ class LocalRuntime:
                 LocalAws(
                     self._template_path,
                     parameters={
-                        **declared_only({"BackupImageUri": LOCAL_BACKUP_IMAGE}),
+                        **declared_only({"BackupImageUri": LOCAL_BACKUP_IMAGE, **location}),
                         **self._parameters,
                     },
                     parameter_secrets=declared_only(secrets),

@@ -26,7 +26,7 @@ def main() -> int:
         return run_backup_task(
             services,
             config.backup_id,
-            read_database_secret(config.backup_database_secret_arn),
+            read_database_secret(config.backup_database_secret_arn, config.database_location()),
             PostgresTools(config.pg_bin_dir),
         )
     except Exception:

@@ -159,7 +159,8 @@ def hashing_key(config: HashingKeyConfig) -> HashingKey:
 def postgres_reader(config: DatabaseConfig) -> PostgresReader:
     # Not cached: the secret is (with a TTL), so a rotated password is picked up.
     return PostgresReader(
-        read_database_secret(config.database_secret_arn), config.statement_timeout_seconds
+        read_database_secret(config.database_secret_arn, config.database_location()),
+        config.statement_timeout_seconds,
     )
 
 

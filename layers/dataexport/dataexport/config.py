@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from dataexport.backup import BACKUP_ID_PATTERN
+from dataexport.database_location import DatabaseLocation
 from dataexport.delivery import DeliveryPolicy
 from dataexport.errors import ConfigurationError
 
@@ -133,7 +134,26 @@ class QueueConfig(JobTableConfig):
     )
 
 
-class DatabaseConfig(JobTableConfig):
+class DatabaseLocationConfig(_EnvironmentModel):
+    """Where the database is when its secret does not say (an RDS-managed secret holds only the
+    username and password): the template's DatabaseHost, DatabasePort and DatabaseName. Empty
+    means "from the secret"; a value set here wins over the secret's."""
+
+    database_host: str = Field(default="", validation_alias="DATABASE_HOST")
+    database_port: str = Field(
+        default="", pattern=r"^$|^[0-9]{1,5}$", validation_alias="DATABASE_PORT"
+    )
+    database_name: str = Field(default="", validation_alias="DATABASE_NAME")
+
+    def database_location(self) -> DatabaseLocation:
+        return DatabaseLocation(
+            host=self.database_host or None,
+            port=int(self.database_port) if self.database_port else None,
+            dbname=self.database_name or None,
+        )
+
+
+class DatabaseConfig(JobTableConfig, DatabaseLocationConfig):
     database_secret_arn: str = Field(validation_alias="DATABASE_SECRET_ARN", min_length=1)
     statement_timeout_seconds: int = Field(
         default=600, ge=1, validation_alias="STATEMENT_TIMEOUT_SECONDS"
@@ -284,7 +304,7 @@ class BackupApiConfig(BackupTableConfig, AuditTableConfig):
     )
 
 
-class BackupTaskConfig(BackupTableConfig):
+class BackupTaskConfig(BackupTableConfig, DatabaseLocationConfig):
     """The backup container: which backup, and the database credentials pg_dump uses."""
 
     backup_id: str = Field(validation_alias="BACKUP_ID", pattern=BACKUP_ID_PATTERN)

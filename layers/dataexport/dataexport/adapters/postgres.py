@@ -22,7 +22,8 @@ from aws_lambda_powertools.utilities import parameters
 from pg8000.core import COPY_DATA, READY_FOR_QUERY
 from pg8000.exceptions import DatabaseError, InterfaceError
 
-from dataexport.errors import QueryFailed, SourceUnavailable
+from dataexport.database_location import DatabaseLocation
+from dataexport.errors import ConfigurationError, QueryFailed, SourceUnavailable
 from dataexport.formats.writer import BinarySink
 from dataexport.query_builder import BoundQuery
 from dataexport.sql_rendering import SourceType, source_type
@@ -48,14 +49,25 @@ class DatabaseSecret:
     dbname: str
 
     @classmethod
-    def from_secret_string(cls, raw: str) -> DatabaseSecret:
+    def from_secret_string(
+        cls, raw: str, location: DatabaseLocation | None = None
+    ) -> DatabaseSecret:
+        """The secret's connection details, with the deployment's `location` (host, port,
+        database) over the secret's: an RDS-managed secret holds only username and password."""
         data = json.loads(raw)
+        where = location or DatabaseLocation()
+        host = where.host or data.get("host")
+        if not host:
+            raise ConfigurationError(
+                "The database secret has no host: set the DatabaseHost parameter "
+                "(an RDS-managed secret holds only the username and password)"
+            )
         return cls(
-            host=str(data["host"]),
-            port=int(data.get("port", 5432)),
+            host=str(host),
+            port=where.port or int(data.get("port", 5432)),
             username=str(data["username"]),
             password=str(data.get("password", "")),
-            dbname=str(data.get("dbname", "postgres")),
+            dbname=where.dbname or str(data.get("dbname", "postgres")),
         )
 
 
@@ -97,9 +109,11 @@ def connection_options(
     return options
 
 
-def read_database_secret(secret_arn: str) -> DatabaseSecret:
+def read_database_secret(
+    secret_arn: str, location: DatabaseLocation | None = None
+) -> DatabaseSecret:
     raw = parameters.get_secret(secret_arn, max_age=SECRET_CACHE_SECONDS)
-    return DatabaseSecret.from_secret_string(str(raw))
+    return DatabaseSecret.from_secret_string(str(raw), location)
 
 
 @dataclass(frozen=True)
