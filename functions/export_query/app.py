@@ -32,6 +32,7 @@ def lambda_handler(event: QueryStepInput, context: LambdaContext) -> dict[str, A
             max_concurrency=config.format_max_concurrency,
             distributed_partitions=config.format_distributed_partitions,
             distributed_max_concurrency=config.format_distributed_max_concurrency,
+            connection_budget=config.format_connection_budget,
         ),
     )
     return plan.to_payload()

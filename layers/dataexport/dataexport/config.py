@@ -350,6 +350,10 @@ class QueryStepConfig(StepSourceConfig):
     format_distributed_max_concurrency: int = Field(
         default=100, ge=1, le=10_000, validation_alias="FORMAT_DISTRIBUTED_MAX_CONCURRENCY"
     )
+    # The Format function's reserved concurrency (0: none): no export plans more at once.
+    format_connection_budget: int = Field(
+        default=0, ge=0, validation_alias="FORMAT_CONNECTION_BUDGET"
+    )
 
 
 class FormatStepConfig(StepSourceConfig, BucketConfig, HashingKeyConfig):

@@ -124,13 +124,16 @@ class ExportPlan:
 class Splitting:
     """How the Query step cuts exports (from its configuration). An export of more than
     `distributed_partitions` partitions is formatted by a Distributed Map, up to
-    `distributed_max_concurrency` partitions at once; others inline, up to `max_concurrency`."""
+    `distributed_max_concurrency` partitions at once; others inline, up to `max_concurrency`.
+    Neither beyond `connection_budget` (the Format function's reserved concurrency, each
+    invocation one database connection; 0: no budget): more would only be throttled."""
 
     segment_rows: int = 250_000
     partition_segments: int = 4
     max_concurrency: int = 4
     distributed_partitions: int = 40
     distributed_max_concurrency: int = 100
+    connection_budget: int = 0
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,8 @@ def plan_export(
     concurrency = (
         splitting.distributed_max_concurrency if distributed else splitting.max_concurrency
     )
+    if splitting.connection_budget:
+        concurrency = min(concurrency, splitting.connection_budget)
     return ExportPlan(
         job_id,
         planned.rows_total,
