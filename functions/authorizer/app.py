@@ -3,7 +3,6 @@
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
     APIGatewayAuthorizerResponse,
@@ -11,6 +10,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from dataexport.adapters.aws_clients import secret_string
 from dataexport.auth.tokens import SigningKeysUnavailable, TokenRefused, authenticate
 from dataexport.config import AuthorizerConfig, cached_config
 from dataexport.errors import ConfigurationError
@@ -63,4 +63,4 @@ def _shared_key(config: AuthorizerConfig) -> str:
     """The HS256 key from the TokenSigningSecret, cached for a few minutes."""
     if config.token_secret_arn is None:
         raise ConfigurationError("TOKEN_SECRET_ARN is required when AUTH_MODE is hs256")
-    return str(parameters.get_secret(config.token_secret_arn, max_age=SIGNING_KEY_CACHE_SECONDS))
+    return secret_string(config.token_secret_arn, max_age=SIGNING_KEY_CACHE_SECONDS)

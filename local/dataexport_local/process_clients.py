@@ -36,6 +36,7 @@ def forget_clients() -> None:
         aws_clients.scheduler_client,
         aws_clients.ses_client,
         aws_clients.events_client,
+        aws_clients.secrets_provider,
     ):
         client.cache_clear()
     parameter_providers.DEFAULT_PROVIDERS.clear()

@@ -12,6 +12,8 @@ from typing import TypeVar, cast
 
 from pynamodb.models import Model
 
+from dataexport.adapters.aws_clients import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS
+
 ModelT = TypeVar("ModelT", bound=Model)
 
 
@@ -22,7 +24,17 @@ def bound_model(model: type[ModelT], table_name: str, region: str) -> type[Model
 
 @cache
 def _bound(model: type[Model], table_name: str, region: str) -> type[Model]:
-    meta = type("Meta", (), {"table_name": table_name, "region": region})
+    meta = type(
+        "Meta",
+        (),
+        {
+            "table_name": table_name,
+            "region": region,
+            # As the other clients (aws_clients.py): fail fast without a route to DynamoDB.
+            "connect_timeout_seconds": CONNECT_TIMEOUT_SECONDS,
+            "read_timeout_seconds": READ_TIMEOUT_SECONDS,
+        },
+    )
     return type(f"{model.__name__}_{table_name}", (model,), {"Meta": meta})
 
 

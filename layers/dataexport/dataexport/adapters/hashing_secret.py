@@ -7,13 +7,12 @@ minutes per process, like the database secret; the key is never logged.
 
 from __future__ import annotations
 
-from aws_lambda_powertools.utilities import parameters
-
+from dataexport.adapters.aws_clients import secret_string
 from dataexport.privacy import HashingKey
 
 SECRET_CACHE_SECONDS = 300
 
 
 def read_hashing_key(secret_arn: str) -> HashingKey:
-    raw = parameters.get_secret(secret_arn, max_age=SECRET_CACHE_SECONDS)
-    return HashingKey.from_secret_string(str(raw))
+    raw = secret_string(secret_arn, max_age=SECRET_CACHE_SECONDS)
+    return HashingKey.from_secret_string(raw)

@@ -18,10 +18,10 @@ from typing import Any, Protocol
 
 import pg8000.native
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities import parameters
 from pg8000.core import COPY_DATA, READY_FOR_QUERY
 from pg8000.exceptions import DatabaseError, InterfaceError
 
+from dataexport.adapters.aws_clients import secret_string
 from dataexport.database_location import DatabaseLocation
 from dataexport.errors import ConfigurationError, QueryFailed, SourceUnavailable
 from dataexport.formats.writer import BinarySink
@@ -112,8 +112,8 @@ def connection_options(
 def read_database_secret(
     secret_arn: str, location: DatabaseLocation | None = None
 ) -> DatabaseSecret:
-    raw = parameters.get_secret(secret_arn, max_age=SECRET_CACHE_SECONDS)
-    return DatabaseSecret.from_secret_string(str(raw), location)
+    raw = secret_string(secret_arn, max_age=SECRET_CACHE_SECONDS)
+    return DatabaseSecret.from_secret_string(raw, location)
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ minutes per process and never logged.
 
 from __future__ import annotations
 
-from aws_lambda_powertools.utilities import parameters
+from dataexport.adapters.aws_clients import secret_string
 
 SECRET_CACHE_SECONDS = 300
 
 
 def read_webhook_signing_secret(secret_arn: str) -> str:
-    return str(parameters.get_secret(secret_arn, max_age=SECRET_CACHE_SECONDS))
+    return secret_string(secret_arn, max_age=SECRET_CACHE_SECONDS)
