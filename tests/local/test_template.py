@@ -311,3 +311,10 @@ def test_coherent_parameter_sets_pass_the_template_s_rules() -> None:
         resolve_template(
             DEFAULT_TEMPLATE_PATH, {"DatabaseSecretArn": DATABASE_SECRET, **parameters}
         )
+
+
+def test_the_deploy_guide_lists_every_parameter_of_the_template() -> None:
+    guide = (DEFAULT_TEMPLATE_PATH.parent / "docs" / "deploy.md").read_text(encoding="utf-8")
+    document = read_template_document(DEFAULT_TEMPLATE_PATH)
+    missing = [name for name in document["Parameters"] if f"| `{name}` |" not in guide]
+    assert not missing, f"docs/deploy.md does not list {missing}"
